@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make up` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SERVICE ?= app
+
+.PHONY: up down logs test unit chaos images engine clean
+
+$(VENV)/.installed: requirements-test.txt service/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-test.txt tox==4.67.15
+	touch $@
+
+engine:  ## a Docker engine that answers (installs and starts one as root if needed)
+	bash scripts/docker-engine.sh
+
+images: engine $(VENV)/.installed  ## build or pull every image (cached by a hash of its inputs)
+	$(PY) -m harness.images
+
+up: images  ## the whole stack on the usual ports, URLs printed, until Ctrl-C or `make down`
+	$(PY) -m harness up
+
+down:  ## stop the stack that `make up` started
+	$(PY) -m harness down
+
+logs:  ## recent logs of one service of the `make up` stack: make logs SERVICE=app
+	$(PY) -m harness logs $(SERVICE)
+
+test: images  ## unit tests, chaos suite and coverage report, as CI runs them
+	$(VENV)/bin/tox
+
+unit: images
+	$(VENV)/bin/tox -e unit
+
+chaos: images
+	$(VENV)/bin/tox -e chaos
+
+clean:
+	rm -rf $(VENV) .tox reports

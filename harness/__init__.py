@@ -1,0 +1,1 @@
+"""Start the shortener's stack, inject faults and observe its alerts."""

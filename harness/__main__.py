@@ -1,0 +1,93 @@
+"""`python -m harness up|down|logs`: the stack for people, from the same definition as the tests."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+# Ryuk, testcontainers' reaper, is an image that cannot be pulled here; `down` cleans up.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+import docker  # noqa: E402
+
+from harness.stack import LABEL, SERVICE_LABEL, Stack  # noqa: E402
+
+UP = "up"  # the stack name `make up` uses, so that `make down` and `make logs` find it
+
+
+def up(_args) -> int:
+    """Start the stack on the usual ports (where free), print its URLs, run until Ctrl-C."""
+    stack = Stack(usual_ports=True, name=UP)
+    # `make down` from another terminal stops the containers; SIGTERM ends this process too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with stack:
+        print("\nThe shortener and its incident-response stack are up:", flush=True)
+        for title, url in (
+            ("app", stack.url("app")),
+            ("app readiness", stack.url("app") + "/health/ready"),
+            ("app metrics", stack.url("app") + "/metrics"),
+            ("Prometheus", stack.url("prometheus")),
+            ("Prometheus alerts", stack.url("prometheus") + "/alerts"),
+            ("Alertmanager", stack.url("alertmanager")),
+            (f"mail UI ({stack.mail_flavour.name})", stack.url("mailsink")),
+        ):
+            print(f"  {title:<22} {url}", flush=True)
+        print(f"  {'postgres':<22} postgresql://shortener:<password>@{stack.address('postgres')}/shortener", flush=True)
+        print(f"  {'redis':<22} {stack.redis_url}", flush=True)
+        print('\nTry: curl -s -XPOST -H "Content-Type: application/json" '
+              f"-d '{{\"url\": \"https://example.org\"}}' {stack.url('app')}/shorten", flush=True)
+        print("Ctrl-C or `make down` stops it.", flush=True)
+        try:
+            while True:  # until Ctrl-C, or until `make down` removes the containers
+                time.sleep(2)
+                for container in stack.containers.values():
+                    container.get_wrapped_container().reload()
+        except KeyboardInterrupt:
+            print("\nstopping the stack", flush=True)
+        except docker.errors.NotFound:
+            print("the stack was taken down", flush=True)
+    return 0
+
+
+def _containers(stack: str, *labels: str):
+    filters = {"label": [f"{LABEL}={stack}", *labels]}
+    return docker.from_env().containers.list(all=True, filters=filters)
+
+
+def down(args) -> int:
+    """Remove the containers of a stack started by `up`."""
+    containers = _containers(args.stack)
+    for container in containers:
+        container.remove(force=True)
+    print(f"removed {len(containers)} containers of stack {args.stack!r}")
+    return 0
+
+
+def logs(args) -> int:
+    """Print the recent output of one service of a running stack."""
+    for container in _containers(args.stack, f"{SERVICE_LABEL}={args.service}"):
+        sys.stdout.write(container.logs(tail=args.tail).decode(errors="replace"))
+        return 0
+    print(f"no container of service {args.service!r} in stack {args.stack!r}", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help=up.__doc__).set_defaults(run=up)
+    for command, run in (("down", down), ("logs", logs)):
+        sub = commands.add_parser(command, help=run.__doc__)
+        sub.add_argument("--stack", default=UP, help="stack name (default: %(default)s)")
+        sub.set_defaults(run=run)
+    commands.choices["logs"].add_argument("service")
+    commands.choices["logs"].add_argument("--tail", type=int, default=100)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

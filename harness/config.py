@@ -1,0 +1,151 @@
+"""The committed observability configuration: what it implies for each alert, and its rendering for a stack."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS_DIR = ROOT / "observability" / "prometheus"
+ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
+
+# Time an email may take after Alertmanager decides to send it: SMTP to the sink, the
+# harness's 1 s polling of the inbox, and the start of a restored container.
+DELIVERY_SLACK = 10.0
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def seconds(duration: str) -> float:
+    """Prometheus duration ("1m30s", "0s") to seconds."""
+    parts = _DURATION.findall(str(duration))
+    if not parts or "".join(n + u for n, u in parts) != str(duration):
+        raise ValueError(f"not a Prometheus duration: {duration!r}")
+    return sum(int(n) * _UNIT[u] for n, u in parts)
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    """One alert as the committed files define it, with the timings that bound its email."""
+
+    name: str
+    job: str
+    labels: dict
+    for_s: float
+    slo_s: float
+    scrape_interval: float
+    evaluation_interval: float
+    group_wait: float
+    group_interval: float
+    receiver: str
+    recipient: str
+
+    @property
+    def bound(self) -> float:
+        """Latest the firing email may arrive after the fault, as the configuration implies."""
+        return self.for_s + self.scrape_interval + self.evaluation_interval + self.group_wait + DELIVERY_SLACK
+
+    @property
+    def resolved_bound(self) -> float:
+        """Latest the resolved email may arrive after the fault is undone."""
+        return self.scrape_interval + self.evaluation_interval + self.group_interval + DELIVERY_SLACK
+
+
+def alert(name: str) -> AlertSpec:
+    """Read an alert's rule, its scrape and evaluation timings and its route from the committed files."""
+    prometheus = _load(PROMETHEUS_DIR / "prometheus.yml")
+    rule = _find_rule(prometheus, name)
+    job = _job_of(rule["expr"])
+    labels = {"alertname": name, "job": job, **rule.get("labels", {})}
+    route = _route_for(_load(ALERTMANAGER_DIR / "alertmanager.yml"), labels)
+    glob = prometheus.get("global", {})
+    scrape_config = next(c for c in prometheus["scrape_configs"] if c["job_name"] == job)
+    return AlertSpec(
+        name=name,
+        job=job,
+        labels=labels,
+        for_s=seconds(rule.get("for", "0s")),
+        slo_s=seconds(rule["annotations"]["notification_slo"]),
+        scrape_interval=seconds(scrape_config.get("scrape_interval", glob.get("scrape_interval", "1m"))),
+        evaluation_interval=seconds(glob.get("evaluation_interval", "1m")),
+        group_wait=seconds(route.get("group_wait", "30s")),
+        group_interval=seconds(route.get("group_interval", "5m")),
+        receiver=route["receiver"],
+        recipient=route["to"],
+    )
+
+
+def _find_rule(prometheus: dict, name: str) -> dict:
+    for rule_file in prometheus.get("rule_files", []):
+        for path in sorted(PROMETHEUS_DIR.glob(rule_file)):
+            for group in _load(path)["groups"]:
+                for rule in group["rules"]:
+                    if rule.get("alert") == name:
+                        return rule
+    raise KeyError(f"no alert rule named {name} in {PROMETHEUS_DIR}")
+
+
+def _job_of(expr: str) -> str:
+    match = re.search(r'job="([^"]+)"', expr)
+    if not match:
+        raise ValueError(f"cannot tell the scrape job of {expr!r}: name it with job=\"...\"")
+    return match.group(1)
+
+
+_MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
+
+
+def _matches(matcher: str, labels: dict) -> bool:
+    name, op, value = _MATCHER.match(matcher).groups()
+    actual = str(labels.get(name, ""))
+    if op in ("=~", "!~"):
+        found = re.fullmatch(value, actual) is not None
+        return found if op == "=~" else not found
+    return (actual == value) if op == "=" else (actual != value)
+
+
+def _route_for(config: dict, labels: dict) -> dict:
+    """The settings of the route an alert with these labels takes (first match, inherited)."""
+    settings = dict(config["route"])
+    node = config["route"]
+    while True:
+        child = next((r for r in node.get("routes", []) if all(_matches(m, labels) for m in r.get("matchers", []))), None)
+        if child is None:
+            break
+        settings.update({k: v for k, v in child.items() if k != "routes"})
+        node = child
+    receiver = next(r for r in config["receivers"] if r["name"] == settings["receiver"])
+    settings["to"] = receiver["email_configs"][0]["to"]
+    return settings
+
+
+def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str) -> Path:
+    """Copy the committed Prometheus files to dest, pointing each job and the Alertmanager at the stack."""
+    shutil.copytree(PROMETHEUS_DIR, dest, dirs_exist_ok=True)
+    config = _load(PROMETHEUS_DIR / "prometheus.yml")
+    for scrape_config in config["scrape_configs"]:
+        job = scrape_config["job_name"]
+        if job not in targets:
+            raise KeyError(f"the stack has no address for scrape job {job!r}")
+        scrape_config["static_configs"] = [{"targets": [targets[job]]}]
+    config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
+    (dest / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest
+
+
+def render_alertmanager(dest: Path, smarthost: str) -> Path:
+    """Copy the committed Alertmanager files to dest, sending mail to the stack's sink."""
+    shutil.copytree(ALERTMANAGER_DIR, dest, dirs_exist_ok=True)
+    config = _load(ALERTMANAGER_DIR / "alertmanager.yml")
+    config["global"]["smtp_smarthost"] = smarthost
+    (dest / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return dest

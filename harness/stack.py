@@ -1,0 +1,246 @@
+"""The stack, declared once: every service's image, command, ports and readiness check."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy
+
+from harness import config, images, mail
+from harness.waiting import say
+
+# Ports a person expects from `make up`; tests always take free ones.
+USUAL_PORTS = {
+    "postgres": 5432,
+    "redis": 6379,
+    "app": 5000,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "mailsink": 8025,
+    "smtp": 1025,
+}
+DATABASE = "shortener"
+STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
+LABEL = "shortener.stack"
+SERVICE_LABEL = "shortener.service"
+
+
+class HostContainer(DockerContainer):
+    """A container on the host network: its ports are the host's and its address is 127.0.0.1."""
+
+    def __init__(self, image: str, stack: str, service: str):
+        super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service})
+
+    def get_container_host_ip(self) -> str:
+        return "127.0.0.1"
+
+    def get_exposed_port(self, port: int) -> int:
+        return int(port)
+
+
+def _port(usual: int | None) -> int:
+    """The usual port when it is free, else any free port on 127.0.0.1."""
+    for candidate in ([usual] if usual else []) + [0]:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+class Stack:
+    """One running copy of the shortener and its incident-response stack."""
+
+    def __init__(self, services: tuple[str, ...] | None = None, usual_ports: bool = False, name: str | None = None):
+        self.services = services or tuple(SERVICES)
+        self.name = name or f"drill-{secrets.token_hex(3)}"
+        self.ports = {key: _port(usual if usual_ports else None) for key, usual in USUAL_PORTS.items()}
+        # Credentials come from the environment, else are made up for this stack alone.
+        self.postgres_password = os.environ.get("POSTGRES_PASSWORD") or secrets.token_urlsafe(18)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
+        self.containers: dict[str, HostContainer] = {}
+        self.images: dict[str, images.Image] = {}
+
+    # Addresses -----------------------------------------------------------------------
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports[service]}"
+
+    def url(self, service: str) -> str:
+        return f"http://{self.address(service)}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://{DATABASE}:{self.postgres_password}@{self.address('postgres')}/{DATABASE}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.address('redis')}/0"
+
+    @property
+    def mail_flavour(self) -> mail.Flavour:
+        return mail.FLAVOURS[self.images["mailsink"].flavour]
+
+    @property
+    def inbox(self) -> mail.Inbox:
+        return mail.Inbox(self.url("mailsink"), self.mail_flavour)
+
+    # Life cycle ----------------------------------------------------------------------
+
+    def start(self) -> "Stack":
+        """Start every service in dependency order, each ready before the next."""
+        began = time.monotonic()
+        self.images = images.ensure_all(self.services)
+        for name in self.services:
+            container = SERVICES[name](self)
+            self.containers[name] = container
+            started = time.monotonic()
+            say(f"stack {self.name}: starting {name} ({self.images[name].ref})")
+            container.start()
+            say(f"stack {self.name}: {name} ready at {self.url(name)} in {time.monotonic() - started:.1f} s")
+        say(f"stack {self.name}: {len(self.services)} services ready in {time.monotonic() - began:.1f} s")
+        return self
+
+    def stop(self) -> None:
+        """Remove every container of the stack."""
+        for name in reversed(list(self.containers)):
+            self.containers.pop(name).stop()
+
+    def pause_service(self, name: str) -> None:
+        """Stop one service's container, keeping it for a restart (a process that died)."""
+        self.containers[name].get_wrapped_container().stop(timeout=10)
+
+    def resume_service(self, name: str) -> None:
+        """Start a stopped service again and wait until it is ready."""
+        container = self.containers[name]
+        container.get_wrapped_container().start()
+        container._wait_strategy.wait_until_ready(container)
+
+    def save_logs(self, folder: Path) -> None:
+        """Write every container's output to folder/<service>.log."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, container in self.containers.items():
+            stdout, stderr = container.get_logs()
+            (folder / f"{name}.log").write_bytes(stdout + stderr)
+
+    def __enter__(self) -> "Stack":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
+
+def _container(stack: Stack, name: str) -> HostContainer:
+    return HostContainer(stack.images[name].ref, stack.name, name)
+
+
+def _ready_http(port: int, path: str):
+    return HttpWaitStrategy(port, path).with_startup_timeout(STARTUP_TIMEOUT)
+
+
+def postgres(stack: Stack) -> HostContainer:
+    port = stack.ports["postgres"]
+    return (
+        _container(stack, "postgres")
+        .with_envs(POSTGRES_USER=DATABASE, POSTGRES_PASSWORD=stack.postgres_password, POSTGRES_DB=DATABASE)
+        .with_command(["postgres", "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"])
+        .waiting_for(
+            ExecWaitStrategy(["pg_isready", "-h", "127.0.0.1", "-p", str(port), "-U", DATABASE])
+            .with_startup_timeout(STARTUP_TIMEOUT)
+        )
+    )
+
+
+def redis(stack: Stack) -> HostContainer:
+    port = stack.ports["redis"]
+    return (
+        _container(stack, "redis")
+        .with_command(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .waiting_for(PortWaitStrategy(port).with_startup_timeout(STARTUP_TIMEOUT))
+    )
+
+
+def app(stack: Stack) -> HostContainer:
+    port = stack.ports["app"]
+    return (
+        _container(stack, "app")
+        .with_envs(
+            PORT=str(port),
+            WEB_CONCURRENCY="2",
+            DATABASE_URL=stack.database_url,
+            REDIS_URL=stack.redis_url,
+        )
+        .waiting_for(_ready_http(port, "/health/ready"))
+    )
+
+
+def prometheus(stack: Stack) -> HostContainer:
+    rendered = config.render_prometheus(
+        stack.workdir / "prometheus",
+        targets={"app": stack.address("app"), "prometheus": stack.address("prometheus")},
+        alertmanager=stack.address("alertmanager"),
+    )
+    return (
+        _container(stack, "prometheus")
+        .with_volume_mapping(str(rendered), "/etc/prometheus", "ro")
+        .with_command(
+            [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/tmp/prometheus",
+                f"--web.listen-address={stack.address('prometheus')}",
+            ]
+        )
+        .waiting_for(_ready_http(stack.ports["prometheus"], "/-/ready"))
+    )
+
+
+def alertmanager(stack: Stack) -> HostContainer:
+    rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("smtp"))
+    return (
+        _container(stack, "alertmanager")
+        .with_volume_mapping(str(rendered), "/etc/alertmanager", "ro")
+        .with_command(
+            [
+                "--config.file=/etc/alertmanager/alertmanager.yml",
+                "--storage.path=/tmp/alertmanager",
+                f"--web.listen-address={stack.address('alertmanager')}",
+                # Clustering would listen on 0.0.0.0:9094 of the host: a single instance needs none.
+                "--cluster.listen-address=",
+            ]
+        )
+        .waiting_for(_ready_http(stack.ports["alertmanager"], "/-/ready"))
+    )
+
+
+def mailsink(stack: Stack) -> HostContainer:
+    flavour = stack.mail_flavour
+    return (
+        _container(stack, "mailsink")
+        .with_command(flavour.command(stack.ports["smtp"], stack.ports["mailsink"]))
+        .waiting_for(_ready_http(stack.ports["mailsink"], flavour.ready_path))
+    )
+
+
+# Start order: each service's dependencies come before it.
+SERVICES: dict[str, Callable[[Stack], HostContainer]] = {
+    "postgres": postgres,
+    "redis": redis,
+    "app": app,
+    "mailsink": mailsink,
+    "alertmanager": alertmanager,
+    "prometheus": prometheus,
+}

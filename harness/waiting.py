@@ -1,0 +1,76 @@
+"""Wait for a condition with progress on the terminal and a loud timeout."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, TypeVar
+
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+T = TypeVar("T")
+
+PROGRESS_EVERY = 10.0  # seconds between progress lines while waiting
+
+
+def _print(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# The pytest plugin points this at the terminal reporter so progress shows under capture.
+sink: Callable[[str], None] = _print
+
+
+def say(line: str) -> None:
+    """Show one progress line."""
+    sink(line)
+
+
+class WaitTimeout(AssertionError):
+    """A wait ran out of time; the message says what it waited for and what it saw last."""
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], T],
+    done: Callable[[T], bool] = bool,
+    timeout: float = 60.0,
+    interval: float = 1.0,
+    hint: str = "",
+) -> T:
+    """Poll `probe` until `done(value)`, printing progress; return the value that satisfied it."""
+    start = time.monotonic()
+    last_said = start
+    seen: list[T] = []
+
+    def observe():
+        # A service that is down or restarting refuses connections: that is a "not yet".
+        try:
+            value = probe()
+        except OSError as error:
+            value = error
+        seen[:] = [value]
+        return value
+
+    def progress(_state) -> None:
+        nonlocal last_said
+        now = time.monotonic()
+        if now - last_said >= PROGRESS_EVERY:
+            last_said = now
+            say(f"  waiting for {what}: {now - start:.0f} s of {timeout:.0f} s, last seen: {_short(seen)}")
+
+    try:
+        return Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_fixed(interval),
+            retry=retry_if_result(lambda value: isinstance(value, OSError) or not done(value)),
+            before_sleep=progress,
+        )(observe)
+    except RetryError:
+        message = f"timed out after {timeout:.0f} s waiting for {what}; last seen: {_short(seen)}"
+        raise WaitTimeout(f"{message}. {hint}".strip()) from None
+
+
+def _short(seen: list) -> str:
+    text = repr(seen[0]) if seen else "nothing"
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -1,0 +1,38 @@
+"""A URL shortener: Postgres stores links, Redis caches redirects."""
+
+from flask import Flask
+
+from . import config, errors, health, links, logs, metrics
+from .cache import Cache
+from .db import Database
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the app from the environment, with overrides (used by tests)."""
+    app = Flask(__name__)
+    app.config.update(config.load(overrides))
+    # Keep JSON keys in the order the views write them (code, short_url, url).
+    app.json.sort_keys = False
+
+    logs.init_app(app)
+    metrics.init_app(app)
+    errors.init_app(app)
+
+    # No connection is made here: the app must start while Postgres or Redis
+    # are still coming up; both are reached on first use.
+    app.extensions["shortener.db"] = Database(
+        app.config["DATABASE_URL"],
+        connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT"],
+        statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
+        pool_timeout=app.config["DATABASE_POOL_TIMEOUT"],
+        max_size=app.config["DATABASE_POOL_MAX_SIZE"],
+    )
+    app.extensions["shortener.cache"] = Cache(
+        app.config["REDIS_URL"],
+        socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
+        ttl_seconds=app.config["CACHE_TTL_SECONDS"],
+    )
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(links.bp)
+    return app

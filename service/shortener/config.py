@@ -1,0 +1,56 @@
+"""Configuration read from the environment, with overrides for tests."""
+
+import os
+
+# Required settings have no defaults: a missing database or cache address is a
+# deployment mistake that should stop the app at start, not at the first request.
+REQUIRED = ("DATABASE_URL", "REDIS_URL")
+
+# Timeouts are short on purpose: when a dependency is down the service should
+# answer 503 within a few seconds instead of holding a Gunicorn worker.
+DEFAULTS = {
+    "PUBLIC_BASE_URL": None,
+    "DATABASE_CONNECT_TIMEOUT": 3,
+    "DATABASE_STATEMENT_TIMEOUT_MS": 5000,
+    "DATABASE_POOL_TIMEOUT": 3.0,
+    "DATABASE_POOL_MAX_SIZE": 4,
+    "REDIS_SOCKET_TIMEOUT": 0.25,
+    "CACHE_TTL_SECONDS": 3600,
+    "MAX_URL_LENGTH": 2048,
+    # Bodies are one small JSON object; Flask refuses bigger ones with a 413.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+}
+
+_CASTS = {
+    "DATABASE_CONNECT_TIMEOUT": int,
+    "DATABASE_STATEMENT_TIMEOUT_MS": int,
+    "DATABASE_POOL_TIMEOUT": float,
+    "DATABASE_POOL_MAX_SIZE": int,
+    "REDIS_SOCKET_TIMEOUT": float,
+    "CACHE_TTL_SECONDS": int,
+    "MAX_URL_LENGTH": int,
+    "MAX_CONTENT_LENGTH": int,
+}
+
+
+class ConfigurationError(RuntimeError):
+    """A required setting is missing or malformed."""
+
+
+def load(overrides: dict | None = None, environ=os.environ) -> dict:
+    """Return the settings: defaults, then the environment, then overrides."""
+    settings = dict(DEFAULTS)
+    for key in (*REQUIRED, *DEFAULTS):
+        value = environ.get(key)
+        if value not in (None, ""):
+            settings[key] = value
+    settings.update(overrides or {})
+    for key, cast in _CASTS.items():
+        try:
+            settings[key] = cast(settings[key])
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{key} must be a number, got {settings[key]!r}") from exc
+    missing = [key for key in REQUIRED if not settings.get(key)]
+    if missing:
+        raise ConfigurationError(f"missing required setting(s): {', '.join(missing)}")
+    return settings

@@ -1,0 +1,45 @@
+"""Liveness and readiness endpoints."""
+
+import redis
+from flask import Blueprint, current_app, jsonify
+
+from .db import DatabaseUnavailable
+
+bp = Blueprint("health", __name__, url_prefix="/health")
+
+# A readiness probe should answer quickly even while Postgres is down.
+READY_DB_TIMEOUT = 1.0
+
+
+@bp.get("")
+def live():
+    """Answer as long as the process serves requests; touches no dependency."""
+    return jsonify(status="ok")
+
+
+@bp.get("/ready")
+def ready():
+    """Report each dependency; 503 without Postgres, degraded without Redis."""
+    db = current_app.extensions["shortener.db"]
+    cache = current_app.extensions["shortener.cache"]
+    try:
+        db.ping(timeout=min(db.pool_timeout, READY_DB_TIMEOUT))
+        postgres = "up"
+    except DatabaseUnavailable:
+        postgres = "down"
+    try:
+        cache.ping()
+        redis_state = "up"
+    except redis.RedisError:
+        redis_state = "down"
+
+    dependencies = {"postgres": postgres, "redis": redis_state}
+    if postgres == "down":
+        # Same error shape as every other failure, plus the dependency report.
+        return jsonify(
+            status="unavailable",
+            dependencies=dependencies,
+            error={"code": "not_ready", "message": "Postgres is unreachable."},
+        ), 503
+    status = "ok" if redis_state == "up" else "degraded"
+    return jsonify(status=status, dependencies=dependencies), 200

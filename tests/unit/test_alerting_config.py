@@ -1,0 +1,70 @@
+"""The committed rules and routes: valid for the images' own promtool/amtool, and the timings the drills rely on."""
+
+import pytest
+
+from harness import checks, config
+
+
+def test_rules_and_config_pass_promtool():
+    result = checks.promtool("check", "config", "/etc/prometheus/prometheus.yml")
+    assert result.exit_code == 0, result.output
+
+
+def test_rule_unit_tests_pass_in_simulated_time():
+    result = checks.promtool("test", "rules", "/etc/prometheus/alerts_test.yml")
+    assert result.exit_code == 0, result.output
+
+
+def test_alertmanager_config_passes_amtool():
+    result = checks.amtool("check-config", "/etc/alertmanager/alertmanager.yml")
+    assert result.exit_code == 0, result.output
+
+
+def test_critical_route_pages_oncall_without_group_wait():
+    result = checks.amtool(
+        "config", "routes", "test", "--config.file=/etc/alertmanager/alertmanager.yml",
+        "--verify.receivers=oncall-email", "alertname=ServiceDown", "severity=critical", "job=app",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_service_down_bound_comes_from_the_files():
+    spec = config.alert("ServiceDown")
+    assert (spec.for_s, spec.scrape_interval, spec.evaluation_interval, spec.group_wait) == (60, 15, 15, 0)
+    assert spec.bound == 60 + 15 + 15 + 0 + config.DELIVERY_SLACK
+    assert spec.resolved_bound == 15 + 15 + spec.group_interval + config.DELIVERY_SLACK
+    assert spec.slo_s <= 300, "the project requires every alert to notify within 5 minutes"
+    assert (spec.receiver, spec.recipient) == ("oncall-email", "oncall@shortener.example")
+
+
+def test_an_unlabelled_warning_takes_the_default_route():
+    route = config._route_for(config._load(config.ALERTMANAGER_DIR / "alertmanager.yml"), {"severity": "warning"})
+    assert route["receiver"] == "team-email"
+    assert config.seconds(route["group_wait"]) == 10
+
+
+@pytest.mark.parametrize("text, expected", [("0s", 0), ("15s", 15), ("1m", 60), ("1m30s", 90), ("2h", 7200), ("500ms", 0.5)])
+def test_prometheus_durations(text, expected):
+    assert config.seconds(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1", "1 m", "m1", "1m 30s"])
+def test_bad_durations_are_rejected(text):
+    with pytest.raises(ValueError):
+        config.seconds(text)
+
+
+def test_rendering_changes_addresses_and_nothing_else(tmp_path):
+    rendered = config.render_prometheus(
+        tmp_path / "prometheus", targets={"app": "127.0.0.1:1111", "prometheus": "127.0.0.1:2222"},
+        alertmanager="127.0.0.1:3333",
+    )
+    committed = config._load(config.PROMETHEUS_DIR / "prometheus.yml")
+    result = config._load(rendered / "prometheus.yml")
+    assert [c["static_configs"] for c in result["scrape_configs"]] == [
+        [{"targets": ["127.0.0.1:1111"]}], [{"targets": ["127.0.0.1:2222"]}]
+    ]
+    assert result["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["127.0.0.1:3333"]}]}]
+    for key in ("global", "rule_files"):
+        assert result[key] == committed[key]
+    assert (rendered / "alerts.yml").read_text() == (config.PROMETHEUS_DIR / "alerts.yml").read_text()
