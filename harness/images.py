@@ -17,7 +17,6 @@ Local images are tagged by a hash of their inputs, so an unchanged image is neve
 from __future__ import annotations
 
 import argparse
-import email.parser
 import hashlib
 import os
 import shutil
@@ -26,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -51,10 +49,6 @@ BASE_RECIPE = ("mmdebstrap", "--variant=minbase", "--quiet", "bookworm", "-")
 IGNORED = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "*.egg-info",
            "node_modules", "wheels")
 
-#: Markers of Debian bookworm's python3, which runs the app (not the host's Python).
-TARGET_PYTHON = {"python_version": "3.11", "python_full_version": "3.11.2",
-                 "implementation_version": "3.11.2"}
-
 MODES = ("auto", "upstream", "local")
 
 
@@ -75,38 +69,8 @@ def _npm_ci(context: Path) -> None:
 
 def _pip_wheel(context: Path) -> None:
     """Build the app's wheels into the build context (pip cannot reach PyPI in the build)."""
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--quiet", "-w", "wheels"]
-    _run([*pip_wheel, "-r", "requirements.txt"], context)
-    # pip evaluates markers for the host's Python, which may be newer than the image's
-    # (redis needs async-timeout only before 3.11.3): add what the image's Python needs.
-    for _ in range(5):
-        missing = _needed_in_image(context / "wheels")
-        if not missing:
-            return
-        _run([*pip_wheel, *missing], context)
-    raise ImageError(f"cannot complete the app's wheels for Python {TARGET_PYTHON['python_full_version']}: {missing}")
-
-
-def _needed_in_image(wheels: Path) -> list[str]:
-    """Requirements of the wheels that the image's Python needs and that have no wheel yet."""
-    try:
-        from packaging.requirements import Requirement
-        from packaging.utils import canonicalize_name
-    except ImportError:  # pip always carries a copy
-        from pip._vendor.packaging.requirements import Requirement
-        from pip._vendor.packaging.utils import canonicalize_name
-    present, needed = set(), {}
-    for wheel in wheels.glob("*.whl"):
-        with zipfile.ZipFile(wheel) as archive:
-            member = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
-            metadata = email.parser.BytesParser().parsebytes(archive.read(member))
-        present.add(canonicalize_name(metadata["Name"]))
-        for line in metadata.get_all("Requires-Dist") or ():
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate({**TARGET_PYTHON, "extra": ""}):
-                requirement.marker = None
-                needed[canonicalize_name(requirement.name)] = str(requirement)
-    return sorted(spec for name, spec in needed.items() if name not in present)
+    # requirements.txt pins, unconditionally, what the image's older Python 3.11 needs too.
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", "wheels", "-r", "requirements.txt"], context)
 
 
 @dataclass(frozen=True)
@@ -202,7 +166,8 @@ def _import_base(ref: str) -> None:
             raise ImageError("the local images need mmdebstrap to make their base: "
                              "apt-get install mmdebstrap (as root), or use HARNESS_IMAGES=upstream")
         _say("installing mmdebstrap")
-        _run(["apt-get", "install", "-y", "--no-install-recommends", "mmdebstrap"], ROOT)
+        _run(["apt-get", "update", "-qq"], ROOT)
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mmdebstrap"], ROOT)
     started = _say(f"building local base ({ref}) with {' '.join(BASE_RECIPE)}")
     repository, tag = ref.rsplit(":", 1)
     with tempfile.TemporaryFile() as errors:

@@ -20,11 +20,17 @@ _stacks: list[Stack] = []
 _drills: list[Drill] = []
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: a real fault against the full stack (minutes, not seconds)")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        waiting.sink = reporter.write_line
+
+        def show(line: str) -> None:
+            reporter.write_line(line)
+            reporter.flush()  # a CI log is not a terminal: show progress as it happens
+
+        waiting.sink = show
 
 
 def _started(stack: Stack):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from docker.errors import NotFound
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy
 
@@ -107,14 +108,17 @@ class Stack:
             started = time.monotonic()
             say(f"stack {self.name}: starting {name} ({self.images[name].ref})")
             container.start()
-            say(f"stack {self.name}: {name} ready at {self.url(name)} in {time.monotonic() - started:.1f} s")
+            say(f"stack {self.name}: {name} ready on {self.address(name)} in {time.monotonic() - started:.1f} s")
         say(f"stack {self.name}: {len(self.services)} services ready in {time.monotonic() - began:.1f} s")
         return self
 
     def stop(self) -> None:
         """Remove every container of the stack."""
         for name in reversed(list(self.containers)):
-            self.containers.pop(name).stop()
+            try:
+                self.containers.pop(name).stop()
+            except NotFound:  # already removed, e.g. by `make down`
+                pass
 
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
