@@ -24,11 +24,14 @@ _drills: list[Drill] = []
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: a real fault against the full stack (minutes, not seconds)")
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
 
         def show(line: str) -> None:
-            reporter.write_line(line)
-            reporter.flush()  # a CI log is not a terminal: show progress as it happens
+            # Progress must reach the terminal (or the CI log) while a test runs under capture.
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+                reporter.flush()
 
         waiting.sink = show
 
