@@ -92,6 +92,9 @@ SPECS = {
         Spec("prometheus", "prom/prometheus:v2.42.0", RECIPES / "prometheus"),
         Spec("alertmanager", "prom/alertmanager:v0.25.0", RECIPES / "alertmanager"),
         Spec("mailsink", "mailhog/mailhog:v1.0.1", RECIPES / "mailsink", prepare=_npm_ci),
+        Spec("redis-exporter", "oliver006/redis_exporter:v1.45.0", RECIPES / "redis-exporter"),
+        Spec("postgres-exporter", "quay.io/prometheuscommunity/postgres-exporter:v0.11.1",
+             RECIPES / "postgres-exporter"),
     )
 }
 ALL = tuple(SPECS)

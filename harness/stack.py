@@ -22,6 +22,8 @@ USUAL_PORTS = {
     "postgres": 5432,
     "redis": 6379,
     "app": 5000,
+    "redis-exporter": 9121,
+    "postgres-exporter": 9187,
     "prometheus": 9090,
     "alertmanager": 9093,
     "mailsink": 8025,
@@ -195,7 +197,12 @@ def app(stack: Stack) -> HostContainer:
 def prometheus(stack: Stack) -> HostContainer:
     rendered = config.render_prometheus(
         stack.workdir / "prometheus",
-        targets={"app": stack.address("app"), "prometheus": stack.address("prometheus")},
+        targets={
+            "app": stack.address("app"),
+            "redis": stack.address("redis-exporter"),
+            "postgres": stack.address("postgres-exporter"),
+            "prometheus": stack.address("prometheus"),
+        },
         alertmanager=stack.address("alertmanager"),
     )
     return (
@@ -230,6 +237,23 @@ def alertmanager(stack: Stack) -> HostContainer:
     )
 
 
+def redis_exporter(stack: Stack) -> HostContainer:
+    return (
+        _container(stack, "redis-exporter")
+        .with_command([f"--redis.addr={stack.redis_url}", f"--web.listen-address={stack.address('redis-exporter')}"])
+        .waiting_for(_ready_http(stack.ports["redis-exporter"], "/metrics"))
+    )
+
+
+def postgres_exporter(stack: Stack) -> HostContainer:
+    return (
+        _container(stack, "postgres-exporter")
+        .with_env("DATA_SOURCE_NAME", stack.database_url + "?sslmode=disable")
+        .with_command([f"--web.listen-address={stack.address('postgres-exporter')}"])
+        .waiting_for(_ready_http(stack.ports["postgres-exporter"], "/metrics"))
+    )
+
+
 def mailsink(stack: Stack) -> HostContainer:
     flavour = stack.mail_flavour
     return (
@@ -244,6 +268,8 @@ SERVICES: dict[str, Callable[[Stack], HostContainer]] = {
     "postgres": postgres,
     "redis": redis,
     "app": app,
+    "redis-exporter": redis_exporter,
+    "postgres-exporter": postgres_exporter,
     "mailsink": mailsink,
     "alertmanager": alertmanager,
     "prometheus": prometheus,

@@ -56,13 +56,15 @@ def test_bad_durations_are_rejected(text):
 
 def test_rendering_changes_addresses_and_nothing_else(tmp_path):
     rendered = config.render_prometheus(
-        tmp_path / "prometheus", targets={"app": "127.0.0.1:1111", "prometheus": "127.0.0.1:2222"},
+        tmp_path / "prometheus",
+        targets={"app": "127.0.0.1:1111", "redis": "127.0.0.1:4444", "postgres": "127.0.0.1:5555",
+                 "prometheus": "127.0.0.1:2222"},
         alertmanager="127.0.0.1:3333",
     )
     committed = config._load(config.PROMETHEUS_DIR / "prometheus.yml")
     result = config._load(rendered / "prometheus.yml")
     assert [c["static_configs"] for c in result["scrape_configs"]] == [
-        [{"targets": ["127.0.0.1:1111"]}], [{"targets": ["127.0.0.1:2222"]}]
+        [{"targets": [address]}] for address in ("127.0.0.1:1111", "127.0.0.1:4444", "127.0.0.1:5555", "127.0.0.1:2222")
     ]
     assert result["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["127.0.0.1:3333"]}]}]
     for key in ("global", "rule_files"):

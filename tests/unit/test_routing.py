@@ -1,0 +1,83 @@
+"""Routes and inhibitions of the committed Alertmanager configuration, checked by amtool and a live Alertmanager."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from harness import checks
+from harness.stack import Stack
+
+CONFIG = "--config.file=/etc/alertmanager/alertmanager.yml"
+
+
+@pytest.mark.parametrize(
+    "labels, receiver",
+    [
+        (["alertname=ServiceDown", "severity=critical", "job=app"], "oncall-email"),
+        (["alertname=PostgresDown", "severity=critical", "job=postgres"], "oncall-email"),
+        (["alertname=HighErrorRate", "severity=warning", "job=app"], "team-email"),
+        (["alertname=RedisDown", "severity=warning", "job=redis"], "team-email"),
+        (["alertname=Watchdog", "severity=none"], "heartbeat"),
+        (["alertname=Unlabelled"], "team-email"),
+    ],
+)
+def test_each_severity_reaches_its_receiver(labels, receiver):
+    result = checks.amtool("config", "routes", "test", CONFIG, f"--verify.receivers={receiver}", *labels)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="module")
+def alertmanager():
+    """A real Alertmanager running the committed configuration (and the sink it mails to)."""
+    with Stack(services=("mailsink", "alertmanager")) as stack:
+        yield stack.url("alertmanager")
+
+
+def _states(url: str, alerts: list[dict]) -> dict[tuple, str]:
+    """Post alerts, then read back whether each is inhibited (or its state otherwise)."""
+    now = datetime.now(timezone.utc)
+    payload = [
+        {"labels": labels, "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()}
+        for labels in alerts
+    ]
+    requests.post(url + "/api/v2/alerts", json=payload, timeout=5).raise_for_status()
+    return {
+        (alert["labels"]["alertname"], alert["labels"]["job"], alert["labels"]["system"]):
+            "inhibited" if alert["status"]["inhibitedBy"] else alert["status"]["state"]
+        for alert in requests.get(url + "/api/v2/alerts", timeout=5).json()
+    }
+
+
+def _alert(alertname: str, job: str, system: str, severity: str) -> dict:
+    return {"alertname": alertname, "job": job, "system": system, "severity": severity}
+
+
+def test_service_down_silences_its_own_jobs_symptoms_only(alertmanager):
+    states = _states(alertmanager, [
+        _alert("ServiceDown", "app", "s1", "critical"),
+        _alert("HighErrorRate", "app", "s1", "warning"),
+        _alert("HighLatency", "app", "s1", "warning"),
+        _alert("HighErrorRate", "api", "s1", "warning"),
+        _alert("RedisDown", "redis", "s1", "warning"),
+    ])
+    assert states[("HighErrorRate", "app", "s1")] == "inhibited"
+    assert states[("HighLatency", "app", "s1")] == "inhibited"
+    assert states[("HighErrorRate", "api", "s1")] != "inhibited", "another job's errors are news"
+    assert states[("RedisDown", "redis", "s1")] != "inhibited"
+    assert states[("ServiceDown", "app", "s1")] != "inhibited"
+
+
+def test_postgres_down_silences_the_errors_it_causes_and_nothing_unrelated(alertmanager):
+    states = _states(alertmanager, [
+        _alert("PostgresDown", "postgres", "s2", "critical"),
+        _alert("HighErrorRate", "web", "s2", "warning"),
+        _alert("ErrorBudgetBurnFast", "web", "s2", "critical"),
+        _alert("RedisDown", "redis", "s2", "warning"),
+        _alert("HighErrorRate", "web", "s3", "warning"),
+    ])
+    assert states[("HighErrorRate", "web", "s2")] == "inhibited"
+    assert states[("ErrorBudgetBurnFast", "web", "s2")] == "inhibited"
+    assert states[("RedisDown", "redis", "s2")] != "inhibited", "a critical alert must not silence unrelated warnings"
+    assert states[("HighErrorRate", "web", "s3")] != "inhibited", "another system's errors are news"
+    assert states[("PostgresDown", "postgres", "s2")] != "inhibited"
