@@ -38,7 +38,7 @@ class AlertSpec:
     """One alert as the committed files define it, with the timings that bound its email."""
 
     name: str
-    job: str
+    job: str | None  # None for an alert on no scrape job (the Watchdog)
     labels: dict
     for_s: float
     slo_s: float
@@ -47,7 +47,7 @@ class AlertSpec:
     group_wait: float
     group_interval: float
     receiver: str
-    recipient: str
+    recipient: str | None  # None for a receiver that sends no email (the heartbeat)
 
     @property
     def bound(self) -> float:
@@ -65,10 +65,10 @@ def alert(name: str) -> AlertSpec:
     prometheus = _load(PROMETHEUS_DIR / "prometheus.yml")
     rule = _find_rule(prometheus, name)
     job = _job_of(rule["expr"])
-    labels = {"alertname": name, "job": job, **rule.get("labels", {})}
+    labels = {"alertname": name, **({"job": job} if job else {}), **rule.get("labels", {})}
     route = _route_for(_load(ALERTMANAGER_DIR / "alertmanager.yml"), labels)
     glob = prometheus.get("global", {})
-    scrape_config = next(c for c in prometheus["scrape_configs"] if c["job_name"] == job)
+    scrape_config = next((c for c in prometheus["scrape_configs"] if c["job_name"] == job), {})
     return AlertSpec(
         name=name,
         job=job,
@@ -94,11 +94,9 @@ def _find_rule(prometheus: dict, name: str) -> dict:
     raise KeyError(f"no alert rule named {name} in {PROMETHEUS_DIR}")
 
 
-def _job_of(expr: str) -> str:
+def _job_of(expr: str) -> str | None:
     match = re.search(r'job="([^"]+)"', expr)
-    if not match:
-        raise ValueError(f"cannot tell the scrape job of {expr!r}: name it with job=\"...\"")
-    return match.group(1)
+    return match.group(1) if match else None
 
 
 _MATCHER = re.compile(r'^\s*(\w+)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
@@ -124,7 +122,7 @@ def _route_for(config: dict, labels: dict) -> dict:
         settings.update({k: v for k, v in child.items() if k != "routes"})
         node = child
     receiver = next(r for r in config["receivers"] if r["name"] == settings["receiver"])
-    settings["to"] = receiver["email_configs"][0]["to"]
+    settings["to"] = receiver["email_configs"][0]["to"] if receiver.get("email_configs") else None
     return settings
 
 

@@ -36,8 +36,15 @@ class Alertmanager:
     def __init__(self, url: str):
         self.url = url
 
-    def active_alerts(self) -> set[str]:
-        """Names of the alerts Alertmanager holds as active (not silenced, not inhibited)."""
-        response = requests.get(self.url + "/api/v2/alerts", params={"active": "true", "silenced": "false", "inhibited": "false"}, timeout=5)
+    def active_alerts(self, receiver: str | None = None) -> set[str]:
+        """Names of the alerts Alertmanager holds as active (not silenced, not inhibited), for one receiver or all."""
+        params = {"active": "true", "silenced": "false", "inhibited": "false"} | ({"receiver": receiver} if receiver else {})
+        response = requests.get(self.url + "/api/v2/alerts", params=params, timeout=5)
         response.raise_for_status()
         return {alert["labels"]["alertname"] for alert in response.json() if alert["status"]["state"] == "active"}
+
+    def inhibited_alerts(self) -> set[str]:
+        """Names of the alerts Alertmanager holds but suppresses through an inhibition rule."""
+        response = requests.get(self.url + "/api/v2/alerts", params={"inhibited": "true"}, timeout=5)
+        response.raise_for_status()
+        return {alert["labels"]["alertname"] for alert in response.json() if alert["status"]["inhibitedBy"]}

@@ -45,9 +45,9 @@ def _started(stack: Stack):
         _stacks.remove(stack)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack():
-    """The whole stack: Postgres, Redis, the app, the mail sink, Alertmanager, Prometheus."""
+    """The whole stack, fresh for each module: a scenario's alerts and error budget never leak into the next."""
     yield from _started(Stack())
 
 
@@ -67,7 +67,7 @@ def redis_url(data_stack: Stack) -> str:
     return data_stack.redis_url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def drill(stack: Stack) -> Drill:
     """Runs chaos scenarios on the session's stack; its records make the run report."""
     runner = Drill(stack)

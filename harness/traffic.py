@@ -1,0 +1,71 @@
+"""Background traffic: a few clients creating links and following them, counting every status."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+import time
+
+import requests
+
+CLIENTS = 2  # closed loop: each client waits for its answer, so a slow app is not flooded
+PAUSE = 0.05  # seconds between a client's requests
+TIMEOUT = 10.0
+
+
+class Traffic:
+    """Creates and redirects against the app until stopped; keeps (time, kind, status) of each request."""
+
+    def __init__(self, app_url: str, clients: int = CLIENTS):
+        self.app_url = app_url
+        self.clients = clients
+        self.results: list[tuple[float, str, int]] = []  # status 0: no answer
+        self._codes: list[str] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> "Traffic":
+        for number in range(self.clients):
+            thread = threading.Thread(target=self._client, name=f"traffic-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=TIMEOUT + 1)
+
+    def _client(self) -> None:
+        session = requests.Session()
+        # Half creates, half redirects of links created earlier (cache hits once warm).
+        for turn in itertools.count():
+            if self._stop.is_set():
+                return
+            kind = "create" if turn % 2 == 0 or not self._codes else "redirect"
+            try:
+                if kind == "create":
+                    response = session.post(f"{self.app_url}/shorten", json={"url": f"https://example.org/{turn}"},
+                                            timeout=TIMEOUT)
+                    if response.status_code == 201:
+                        with self._lock:
+                            self._codes.append(response.json()["code"])
+                else:
+                    code = self._codes[turn % len(self._codes)]
+                    response = session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
+                status = response.status_code
+            except requests.RequestException:
+                status = 0
+            with self._lock:
+                self.results.append((time.monotonic(), kind, status))
+            time.sleep(PAUSE)
+
+    def statuses(self, since: float, until: float | None = None, kind: str | None = None) -> collections.Counter:
+        """Count of each status answered between two monotonic times, for one kind of request or all."""
+        until = time.monotonic() if until is None else until
+        with self._lock:
+            return collections.Counter(
+                status for at, k, status in self.results if since <= at <= until and (kind is None or k == kind)
+            )
