@@ -2,6 +2,7 @@
 
 import time
 
+from harness import config
 from harness.drill import Scenario, Step
 from harness.faults import TableLock, accept_writes, reject_writes
 from harness.stack import Stack
@@ -9,9 +10,10 @@ from harness.stack import Stack
 ONCALL = "oncall@shortener.example"  # pages: critical alerts
 TEAM = "team@shortener.example"  # warnings
 
-# Prometheus re-sends a firing alert no sooner than its --rules.alert.resend-delay (default
-# 1m) after the last send, even when that send failed because Alertmanager was down.
-PROMETHEUS_RESEND_DELAY = 60.0
+# Prometheus re-sends a firing alert at the first evaluation strictly after its
+# --rules.alert.resend-delay (default 1m) from the last send, even when that send failed
+# because Alertmanager was down.
+PROMETHEUS_RESEND_DELAY = 60.0 + config.alert("ServiceDown").evaluation_interval
 # How long the mail sink stays down after Alertmanager's first attempt, and the back-off
 # that Alertmanager's retries (exponential from 0.5 s, factor 1.5) may add once it is back.
 MAIL_OUTAGE = 10.0
@@ -122,7 +124,7 @@ ALERTMANAGER_RESTART = Scenario(
              _start("alertmanager")),
     ),
     extra_delay=PROMETHEUS_RESEND_DELAY,
-    extra_delay_why="Prometheus resend delay",
+    extra_delay_why="Prometheus resend delay and its evaluation",
 )
 
 MAILSINK_DOWN = Scenario(

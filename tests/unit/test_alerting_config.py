@@ -70,3 +70,32 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
     for key in ("global", "rule_files"):
         assert result[key] == committed[key]
     assert (rendered / "alerts.yml").read_text() == (config.PROMETHEUS_DIR / "alerts.yml").read_text()
+
+
+def _alert_rules():
+    for group in config._load(config.PROMETHEUS_DIR / "alerts.yml")["groups"]:
+        yield from (rule for rule in group["rules"] if "alert" in rule)
+
+
+def test_every_alert_carries_what_on_call_needs():
+    for rule in _alert_rules():
+        assert rule["labels"]["severity"] in {"critical", "warning", "none"}, rule["alert"]
+        assert {"summary", "description", "runbook_url", "dashboard_url", "notification_slo"} <= set(rule["annotations"])
+        assert config.seconds(rule["annotations"]["notification_slo"]) <= 300, rule["alert"]
+
+
+def test_every_runbook_url_points_to_a_section_that_exists():
+    for rule in _alert_rules():
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        document = config.ROOT / path
+        assert document.is_file(), f"{rule['alert']}: {path} does not exist"
+        anchors = {line[3:].strip().lower().replace(" ", "-") for line in document.read_text().splitlines()
+                   if line.startswith("## ")}
+        assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in {path}"
+
+
+def test_the_readme_states_each_alerts_slo_window_as_the_rules_do():
+    readme = (config.ROOT / "README.md").read_text()
+    for rule in _alert_rules():
+        row = f"| {rule['alert']} | {rule['labels']['severity']} | {rule['annotations']['notification_slo']} |"
+        assert row in readme, f"README's alert table lacks or contradicts: {row}"
