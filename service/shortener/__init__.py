@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import config, errors, health, links, logs, metrics
+from . import config, errors, health, links, logs, metrics, openapi, ratelimit, tracing
 from .cache import Cache
 from .db import Database
 
@@ -15,6 +15,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json.sort_keys = False
 
     logs.init_app(app)
+    # The request's span lives until teardown: access lines carry its trace id.
+    tracing.init_app(app)
     metrics.init_app(app)
     errors.init_app(app)
 
@@ -26,13 +28,18 @@ def create_app(overrides: dict | None = None) -> Flask:
         statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
         pool_timeout=app.config["DATABASE_POOL_TIMEOUT"],
         max_size=app.config["DATABASE_POOL_MAX_SIZE"],
+        backoff_seconds=app.config["DATABASE_BACKOFF_SECONDS"],
     )
     app.extensions["shortener.cache"] = Cache(
         app.config["REDIS_URL"],
         socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
         ttl_seconds=app.config["CACHE_TTL_SECONDS"],
+        backoff_seconds=app.config["REDIS_BACKOFF_SECONDS"],
     )
+    app.extensions["shortener.probe"] = health.probe_dependencies
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)
+    app.extensions["shortener.limiter"] = ratelimit.init_app(app, "links.shorten")
     return app

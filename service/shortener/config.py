@@ -14,8 +14,17 @@ DEFAULTS = {
     "DATABASE_STATEMENT_TIMEOUT_MS": 5000,
     "DATABASE_POOL_TIMEOUT": 3.0,
     "DATABASE_POOL_MAX_SIZE": 4,
+    # After a Postgres failure, fail fast for this long before trying again.
+    "DATABASE_BACKOFF_SECONDS": 2.0,
     "REDIS_SOCKET_TIMEOUT": 0.25,
+    # After a Redis failure each worker skips Redis for this long, so an outage
+    # costs one timeout per worker per interval instead of one per request.
+    "REDIS_BACKOFF_SECONDS": 5.0,
     "CACHE_TTL_SECONDS": 3600,
+    # Comma-separated keys; when set, writes need one in X-API-Key (or Bearer).
+    "SHORTENER_API_KEYS": "",
+    # flask-limiter syntax ("60/minute", "10/second;500/hour"); "off" disables it.
+    "SHORTENER_CREATE_LIMIT": "60/minute",
     "MAX_URL_LENGTH": 2048,
     # Bodies are one small JSON object; Flask refuses bigger ones with a 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -26,7 +35,9 @@ _CASTS = {
     "DATABASE_STATEMENT_TIMEOUT_MS": int,
     "DATABASE_POOL_TIMEOUT": float,
     "DATABASE_POOL_MAX_SIZE": int,
+    "DATABASE_BACKOFF_SECONDS": float,
     "REDIS_SOCKET_TIMEOUT": float,
+    "REDIS_BACKOFF_SECONDS": float,
     "CACHE_TTL_SECONDS": int,
     "MAX_URL_LENGTH": int,
     "MAX_CONTENT_LENGTH": int,

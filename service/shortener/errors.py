@@ -23,9 +23,22 @@ def error_response(status: int, code: str, message: str):
     return jsonify(error={"code": code, "message": message}), status
 
 
+# Machine codes that read better than the status name would.
+_CODES = {429: "rate_limited", 413: "request_entity_too_large"}
+
+
 def _machine_code(exc: HTTPException) -> str:
+    if exc.code in _CODES:
+        return _CODES[exc.code]
     # "Method Not Allowed" -> "method_not_allowed"
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def _message(exc: HTTPException) -> str:
+    if exc.code == 429:
+        # flask-limiter's description is the limit itself, e.g. "60 per 1 minute".
+        return f"Too many requests (limit: {exc.description}); retry after the Retry-After delay."
+    return exc.description or exc.name
 
 
 def init_app(app) -> None:
@@ -37,7 +50,12 @@ def init_app(app) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return error_response(exc.code or 500, _machine_code(exc), exc.description or exc.name)
+        body, status = error_response(exc.code or 500, _machine_code(exc), _message(exc))
+        # Keep headers the exception carries (Allow on a 405, Retry-After on a 429).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                body.headers[name] = value
+        return body, status
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

@@ -1,6 +1,5 @@
 """Liveness and readiness endpoints."""
 
-import redis
 from flask import Blueprint, current_app, jsonify
 
 from .db import DatabaseUnavailable
@@ -27,11 +26,7 @@ def ready():
         postgres = "up"
     except DatabaseUnavailable:
         postgres = "down"
-    try:
-        cache.ping()
-        redis_state = "up"
-    except redis.RedisError:
-        redis_state = "down"
+    redis_state = "up" if cache.ping() else "down"
 
     dependencies = {"postgres": postgres, "redis": redis_state}
     if postgres == "down":
@@ -43,3 +38,15 @@ def ready():
         ), 503
     status = "ok" if redis_state == "up" else "degraded"
     return jsonify(status=status, dependencies=dependencies), 200
+
+
+def probe_dependencies() -> None:
+    """Refresh both dependency states (and their gauges) with quick checks."""
+    db = current_app.extensions["shortener.db"]
+    cache = current_app.extensions["shortener.cache"]
+    try:
+        db.ping(timeout=min(db.pool_timeout, READY_DB_TIMEOUT))
+    except DatabaseUnavailable:
+        pass  # the state has recorded it
+    # Both respect their breaker: a scrape during an outage pays no timeout.
+    cache.ping()

@@ -1,9 +1,13 @@
-"""The links blueprint: create a short link, follow one."""
+"""The links blueprint: create a short link, follow it, read it, disable it."""
+
+import hmac
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, redirect, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from . import codes, metrics, targets
+from .db import DatabaseUnavailable
 from .errors import ApiError
 
 bp = Blueprint("links", __name__)
@@ -11,30 +15,92 @@ bp = Blueprint("links", __name__)
 # With 62**7 codes a collision is rare; a handful of tries makes it negligible.
 MAX_CODE_ATTEMPTS = 5
 
+API_KEY_HEADER = "X-API-Key"
+FIELDS = frozenset({"url", "code", "expires_at"})
+
 
 class CodeTaken(Exception):
     """The freshly drawn code already exists in Postgres."""
 
 
-def _read_target() -> str:
-    """Return the URL from the request's JSON body, or raise the matching 4xx."""
+def _db():
+    return current_app.extensions["shortener.db"]
+
+
+def _cache():
+    return current_app.extensions["shortener.cache"]
+
+
+def _require_api_key() -> None:
+    """Refuse a write without a valid key, when SHORTENER_API_KEYS is set."""
+    keys = [k.strip() for k in str(current_app.config["SHORTENER_API_KEYS"]).split(",") if k.strip()]
+    if not keys:
+        return
+    given = request.headers.get(API_KEY_HEADER, "")
+    authorization = request.headers.get("Authorization", "")
+    if not given and authorization[:7].lower() == "bearer ":
+        given = authorization[7:].strip()
+    # Compare every key in constant time, so timing tells nothing about a near match.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given.encode(), key.encode())
+    if not matched:
+        raise ApiError(401, "unauthorized", f"Send a valid API key in the {API_KEY_HEADER} header.")
+
+
+def _read_body() -> dict:
+    """Return the request's JSON object, or raise the matching 4xx."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        # json gives up on deeply nested arrays with a RecursionError, not a ValueError.
+        body = None
     if body is None:
         raise ApiError(400, "malformed_json", "The body is not valid JSON.")
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", 'The body must be a JSON object with a "url" field.')
-    return targets.check_target(body.get("url"), current_app.config["MAX_URL_LENGTH"])
+    return body
 
 
-@retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(MAX_CODE_ATTEMPTS), reraise=True)
-def _store(url: str) -> str:
-    """Insert the link under a new code, drawing again if the code is taken."""
-    code = codes.new_code()
-    if not current_app.extensions["shortener.db"].insert_link(code, url):
-        raise CodeTaken(code)
-    return code
+def _refuse_unknown_fields(body: dict) -> None:
+    # A typo such as "expire_at" must not silently make a link that never expires.
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise ApiError(400, "invalid_body", f"Unknown field(s): {', '.join(map(repr, unknown))[:200]}.")
+
+
+def _own_hosts() -> frozenset[str]:
+    """The host names this service answers on: links to them would loop."""
+    hosts = {targets.hostname_of(request.host)}
+    base = current_app.config["PUBLIC_BASE_URL"]
+    if base:
+        hosts.add(targets.hostname_of(base.split("://", 1)[-1].split("/", 1)[0]))
+    return frozenset(h for h in hosts if h)
+
+
+def _read_expiry(value: object) -> datetime | None:
+    """Parse expires_at: an ISO 8601 time with an offset, in the future."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise ApiError(400, "invalid_expires_at", "expires_at must be an ISO 8601 date-time string.")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_expires_at", "expires_at must be an ISO 8601 date-time.") from exc
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ApiError(400, "invalid_expires_at", 'expires_at needs a UTC offset, e.g. "Z" or "+02:00".')
+    if moment <= datetime.now(UTC):
+        raise ApiError(400, "invalid_expires_at", "expires_at must be in the future.")
+    return moment
+
+
+def _timestamp(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _short_url(code: str) -> str:
@@ -42,16 +108,75 @@ def _short_url(code: str) -> str:
     return f"{base.rstrip('/')}/{code}"
 
 
+def _describe(row: dict) -> dict:
+    return {
+        "code": row["code"],
+        "short_url": _short_url(row["code"]),
+        "url": row["url"],
+        "created_at": _timestamp(row["created_at"]),
+        "expires_at": _timestamp(row["expires_at"]),
+    }
+
+
+@retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(MAX_CODE_ATTEMPTS), reraise=True)
+def _store_random(url: str, expires_at: datetime | None) -> dict:
+    """Insert the link under a new code, drawing again if the code is taken."""
+    code = codes.new_code()
+    row = _db().insert_link(code, url, expires_at)
+    if row is None:
+        raise CodeTaken(code)
+    return row
+
+
 @bp.post("/shorten")
 def shorten():
-    """Create a short link for the JSON body's url."""
-    url = _read_target()
-    try:
-        code = _store(url)
-    except CodeTaken as exc:
-        raise ApiError(503, "code_unavailable", "Could not allocate a free code; try again.") from exc
+    """Create a short link for the JSON body's url, with an optional code and expiry."""
+    _require_api_key()
+    body = _read_body()
+    url = targets.check_target(body.get("url"), current_app.config["MAX_URL_LENGTH"], _own_hosts())
+    _refuse_unknown_fields(body)
+    custom = codes.check_custom(body["code"]) if body.get("code") is not None else None
+    expires_at = _read_expiry(body.get("expires_at"))
+    if custom is not None:
+        row = _db().insert_link(custom, url, expires_at)
+        if row is None:
+            raise ApiError(409, "code_taken", f"The code {custom!r} is already in use.")
+    else:
+        try:
+            row = _store_random(url, expires_at)
+        except CodeTaken as exc:
+            raise ApiError(503, "code_unavailable", "Could not allocate a free code; try again.") from exc
+    # The insert ran in autocommit: the row is durable before this 201 is sent.
     metrics.LINKS_CREATED.inc()
-    return jsonify(code=code, short_url=_short_url(code), url=url), 201
+    return jsonify(_describe(row)), 201
+
+
+def _not_followable(code: str):
+    """Raise the 404 or 410 that explains why a code cannot be followed."""
+    link = _db().find_link(code)
+    if link is None:
+        raise ApiError(404, "not_found", "No link has this code.")
+    if link["state"] == "disabled":
+        raise ApiError(410, "link_disabled", "This link has been disabled.")
+    if link["state"] == "expired":
+        raise ApiError(410, "link_expired", "This link has expired.")
+    # Active again by now (e.g. a race with its creation): follow it.
+
+
+def _follow_from_cache(code: str, url: str):
+    """Serve a cache hit; Postgres counts the click and confirms the link is still active."""
+    try:
+        followed = _db().follow(code)
+    except DatabaseUnavailable:
+        # Postgres is down: the cache keeps redirects working, and the click
+        # waits in this worker until Postgres takes it.
+        _db().buffer_click(code)
+        return url
+    if followed is None:
+        # Disabled, expired or gone while Redis missed the invalidation.
+        _cache().forget(code)
+        return None
+    return followed[0]
 
 
 @bp.get("/<code>")
@@ -59,14 +184,43 @@ def follow(code: str):
     """Redirect to a code's target: Redis first, then Postgres."""
     if not codes.is_well_formed(code):
         raise ApiError(404, "not_found", "No link has this code.")
-    cache = current_app.extensions["shortener.cache"]
-    url = cache.lookup(code)
+    cached = _cache().lookup(code)
     # A Redis outage counts as a miss: the answer came from Postgres.
-    metrics.CACHE_REQUESTS.labels(result="hit" if url else "miss").inc()
+    metrics.CACHE_REQUESTS.labels(result="hit" if cached else "miss").inc()
+    url = _follow_from_cache(code, cached) if cached else None
     if url is None:
-        url = current_app.extensions["shortener.db"].find_url(code)
-        if url is None:
-            raise ApiError(404, "not_found", "No link has this code.")
-        cache.remember(code, url)
+        followed = _db().follow(code)
+        if followed is None:
+            _not_followable(code)
+            followed = _db().follow(code)
+            if followed is None:
+                raise ApiError(404, "not_found", "No link has this code.")
+        url, expires_in = followed
+        _cache().remember(code, url, expires_in)
     metrics.REDIRECTS.inc()
     return redirect(url, code=302)
+
+
+@bp.get("/api/links/<code>")
+def info(code: str):
+    """Describe a link: its target, times, state and click count."""
+    link = _db().find_link(code) if codes.is_well_formed(code) else None
+    if link is None:
+        raise ApiError(404, "not_found", "No link has this code.")
+    return jsonify(
+        **_describe(link),
+        disabled_at=_timestamp(link["disabled_at"]),
+        status=link["state"],
+        clicks=link["clicks"],
+    )
+
+
+@bp.delete("/api/links/<code>")
+def disable(code: str):
+    """Disable a link: it answers 410 from now on."""
+    _require_api_key()
+    if not codes.is_well_formed(code) or not _db().disable_link(code):
+        raise ApiError(404, "not_found", "No link has this code.")
+    # If Redis misses this, a cache hit still asks Postgres before redirecting.
+    _cache().forget(code)
+    return "", 204

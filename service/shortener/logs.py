@@ -9,6 +9,7 @@ from flask import g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 from .metrics import route_of_request
+from .tracing import current_trace_ids
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -32,11 +33,15 @@ class StdoutHandler(logging.StreamHandler):
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamp every record logged during a request with its request id."""
+    """Stamp every record logged during a request with its request id and trace id."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id") and has_request_context():
             record.request_id = g.get("request_id")
+        if not hasattr(record, "trace_id"):
+            ids = current_trace_ids()
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 

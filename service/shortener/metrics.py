@@ -4,14 +4,16 @@ The metric names are a contract with the alert rules and dashboards.
 """
 
 import os
+import resource
 import time
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -41,6 +43,56 @@ CACHE_REQUESTS = Counter(
     "Redis cache lookups on redirect, by result (hit or miss).",
     ["result"],
 )
+# Whatever a worker saw last; across workers the most recent observation wins.
+DEPENDENCY_UP = Gauge(
+    "shortener_dependency_up",
+    "Whether the last call to a dependency (postgres, redis) succeeded: 1 up, 0 down.",
+    ["dependency"],
+    multiprocess_mode="livemostrecent",
+)
+# The default process collector reports only the scraping worker under
+# multiprocess mode; these two are summed over all workers instead.
+PROCESS_MEMORY = Gauge(
+    "shortener_process_resident_memory_bytes",
+    "Resident memory of the service's processes, summed over live workers.",
+    multiprocess_mode="livesum",
+)
+PROCESS_CPU = Counter(
+    "shortener_process_cpu_seconds",
+    "User and system CPU time used by the service's worker processes.",
+)
+
+# Process usage is sampled at most this often per worker, at the end of a request.
+PROCESS_SAMPLE_INTERVAL = 1.0
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_process_sample = {"at": float("-inf"), "cpu": None, "pid": None}
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        # Not Linux: ru_maxrss is the peak, in KiB; better than nothing.
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def sample_process(force: bool = False) -> None:
+    """Update this worker's memory gauge and CPU counter, at most once a second."""
+    now = time.monotonic()
+    pid = os.getpid()
+    if pid != _process_sample["pid"]:
+        # A forked worker starts its own count: the parent's CPU is not ours.
+        _process_sample.update(at=float("-inf"), cpu=None, pid=pid)
+    if not force and now - _process_sample["at"] < PROCESS_SAMPLE_INTERVAL:
+        return
+    _process_sample["at"] = now
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    previous = _process_sample["cpu"]
+    PROCESS_CPU.inc(cpu if previous is None else max(cpu - previous, 0.0))
+    _process_sample["cpu"] = cpu
+    PROCESS_MEMORY.set(_resident_bytes())
 
 
 def route_of_request() -> str:
@@ -58,6 +110,7 @@ def _observe(response):
     HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
     if started is not None:
         HTTP_REQUEST_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
+    sample_process()
     return response
 
 
@@ -74,6 +127,11 @@ def _registry():
 @bp.get("/metrics")
 def exposition():
     """Expose the metrics in the Prometheus text format."""
+    sample_process(force=True)
+    # The app's dependency probe, so the up gauges describe now, not the last request.
+    probe = current_app.extensions.get("shortener.probe")
+    if probe is not None:
+        probe()
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 

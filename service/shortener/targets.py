@@ -12,8 +12,20 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_url", message)
 
 
-def check_target(url: object, max_length: int) -> str:
-    """Return the URL if it is a usable http(s) target; raise ApiError(400) otherwise."""
+def hostname_of(netloc: str) -> str | None:
+    """Return the lower-case host of a "host[:port]" string, without a trailing dot."""
+    try:
+        host = urlsplit(f"//{netloc}").hostname
+    except ValueError:
+        return None
+    return host.rstrip(".") if host else None
+
+
+def check_target(url: object, max_length: int, own_hosts: frozenset[str] = frozenset()) -> str:
+    """Return the URL if it is a usable http(s) target; raise ApiError(400) otherwise.
+
+    own_hosts are the service's own host names: a link to one could redirect to itself.
+    """
     if url is None:
         raise ApiError(400, "missing_url", 'The JSON body needs a "url" field.')
     if not isinstance(url, str):
@@ -25,11 +37,13 @@ def check_target(url: object, max_length: int) -> str:
         raise invalid("The URL is empty or contains whitespace or control characters.")
     try:
         parts = urlsplit(url)
-        parts.port  # raises ValueError on a malformed port
+        _ = parts.port  # raises ValueError on a malformed port
     except ValueError as exc:
         raise invalid(f"The URL cannot be parsed: {exc}.") from exc
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise invalid("Only http and https URLs can be shortened.")
-    if not parts.hostname:
+    if not parts.hostname or not parts.hostname.strip("."):
         raise invalid("The URL has no host.")
+    if parts.hostname.rstrip(".") in own_hosts:
+        raise invalid("The URL points at this shortener; that would be a redirect loop.")
     return url

@@ -16,7 +16,9 @@ from shortener.db import Database
 @pytest.fixture
 def app(database_url, redis_url):
     """An app on the harness's Postgres and Redis, with no links left from other tests."""
-    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True})
+    app = create_app(
+        {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "SHORTENER_CREATE_LIMIT": "off"}
+    )
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DO $$ BEGIN TRUNCATE links; EXCEPTION WHEN undefined_table THEN NULL; END $$")
     cache = redis.Redis.from_url(redis_url)

@@ -20,7 +20,9 @@ def make_app():
     apps = []
 
     def make(**overrides):
-        app = create_app({"TESTING": True, "DATABASE_POOL_TIMEOUT": 0.5, **overrides})
+        app = create_app(
+            {"TESTING": True, "DATABASE_POOL_TIMEOUT": 0.5, "SHORTENER_CREATE_LIMIT": "off", **overrides}
+        )
         apps.append(app)
         return app
 

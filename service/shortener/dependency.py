@@ -1,0 +1,75 @@
+"""The last known state of a dependency: logged once per change, exported as a gauge."""
+
+import logging
+import threading
+import time
+
+from . import metrics
+
+log = logging.getLogger("shortener.dependency")
+
+
+class DependencyState:
+    """Tracks whether a dependency answered its last call; logs only transitions."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.is_up: bool | None = None  # unknown until the first call
+        self._lock = threading.Lock()
+
+    def _change(self, up: bool) -> bool:
+        with self._lock:
+            changed = self.is_up is not up
+            self.is_up = up
+        metrics.DEPENDENCY_UP.labels(dependency=self.name).set(1 if up else 0)
+        return changed
+
+    def mark_up(self) -> None:
+        """Record a successful call; log if the dependency was down."""
+        was = self.is_up
+        if self._change(True) and was is False:
+            log.info("%s is available again", self.name, extra={"dependency": self.name, "state": "up"})
+
+    def mark_down(self, exc: BaseException) -> None:
+        """Record a failed call; log once, with the error, when it goes down."""
+        if self._change(False):
+            log.error(
+                "%s is unavailable: %s",
+                self.name,
+                exc,
+                extra={"dependency": self.name, "state": "down", "error_type": type(exc).__name__},
+            )
+
+
+class CircuitBreaker:
+    """After a failure, report the circuit open for `backoff` seconds, then let one call try."""
+
+    def __init__(self, backoff: float, clock=time.monotonic):
+        self.backoff = backoff
+        self.clock = clock
+        self._open_until = 0.0
+        self._lock = threading.Lock()
+
+    def allows(self) -> bool:
+        """Tell whether a call may go out now; once the backoff is over, one caller probes."""
+        with self._lock:
+            now = self.clock()
+            if now < self._open_until:
+                return False
+            if self._open_until:
+                # Half-open: this caller probes; the others keep skipping until it reports.
+                self._open_until = now + self.backoff
+            return True
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+
+    def failed(self) -> None:
+        with self._lock:
+            self._open_until = self.clock() + self.backoff
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self.clock() < self._open_until

@@ -1,0 +1,432 @@
+"""The links API: custom codes, expiry, disabling, link info, keys, limits, hostile input."""
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import redis
+from prometheus_client import REGISTRY
+
+from shortener import codes, create_app
+from shortener.cache import key_for
+from shortener.openapi import DOCUMENT
+
+
+def make(database_url, redis_url, **overrides):
+    return create_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TESTING": True,
+            "SHORTENER_CREATE_LIMIT": "off",
+            **overrides,
+        }
+    )
+
+
+def close(app):
+    app.extensions["shortener.db"].close()
+    app.extensions["shortener.cache"].close()
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    app = make(database_url, redis_url)
+    yield app
+    close(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def unique(prefix="c"):
+    """A custom code no other test run has used."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def later(**delta):
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+
+
+def info(client, code):
+    response = client.get(f"/api/links/{code}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+# --- creation ---------------------------------------------------------------
+
+
+def test_created_link_has_the_documented_fields(client):
+    response = client.post("/shorten", json={"url": "https://example.org/a"})
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert list(body) == ["code", "short_url", "url", "created_at", "expires_at"]
+    assert body["expires_at"] is None
+    created = datetime.fromisoformat(body["created_at"])
+    assert abs(created - datetime.now(UTC)) < timedelta(seconds=30)
+
+
+def test_custom_code_then_409_when_taken(client):
+    code = unique()
+    first = client.post("/shorten", json={"url": "https://example.org/1", "code": code})
+    assert first.status_code == 201 and first.get_json()["code"] == code
+    assert first.get_json()["short_url"].endswith("/" + code)
+
+    assert_error(client.post("/shorten", json={"url": "https://example.org/2", "code": code}), 409, "code_taken")
+    # The first link is untouched.
+    assert client.get(f"/{code}").headers["Location"] == "https://example.org/1"
+
+
+@pytest.mark.parametrize(
+    "code", ["ab", "x" * 33, "with space", "slash/code", "dot.code", "ümlaut", "emoji😀x", "a\nb", 7, ["abc"], ""]
+)
+def test_malformed_custom_codes_are_400(client, code):
+    assert_error(client.post("/shorten", json={"url": "https://example.org", "code": code}), 400, "invalid_code")
+
+
+@pytest.mark.parametrize("code", ["health", "metrics", "api", "shorten", "HEALTH", "Api", "docs", "static"])
+def test_reserved_words_are_refused(client, code):
+    assert_error(client.post("/shorten", json={"url": "https://example.org", "code": code}), 400, "reserved_code")
+
+
+def test_custom_code_edges_are_accepted(client):
+    for code in ("abc", "A_b-" + uuid.uuid4().hex[:28]):
+        client.delete(f"/api/links/{code}")  # leave no state between runs
+    for code in (unique("_-")[:32], "Z" * 3 + uuid.uuid4().hex[:29]):
+        assert client.post("/shorten", json={"url": "https://example.org", "code": code}).status_code == 201
+
+
+def test_unknown_fields_are_refused(client):
+    assert_error(
+        client.post("/shorten", json={"url": "https://example.org", "expire_at": later(days=1)}), 400, "invalid_body"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost/abc",
+        "http://LOCALHOST./abc",
+        "https://localhost:8443/abc",
+        "http://sho.rt/abc",
+        "https://SHO.RT/x",
+    ],
+)
+def test_links_to_the_shortener_itself_are_refused(database_url, redis_url, url):
+    app = make(database_url, redis_url, PUBLIC_BASE_URL="https://sho.rt/")
+    try:
+        assert_error(app.test_client().post("/shorten", json={"url": url}), 400, "invalid_url")
+    finally:
+        close(app)
+
+
+def test_create_returns_201_only_after_commit(client, database_url):
+    body = client.post("/shorten", json={"url": "https://example.org/durable"}).get_json()
+    # A separate connection sees the row as soon as the 201 is in hand.
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT url FROM links WHERE code = %s", (body["code"],)).fetchone() == (
+            "https://example.org/durable",
+        )
+
+
+# --- expiry and disabling --------------------------------------------------
+
+
+def test_expires_at_is_stored_and_echoed(client):
+    when = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    body = client.post("/shorten", json={"url": "https://example.org", "expires_at": when.isoformat()}).get_json()
+    assert datetime.fromisoformat(body["expires_at"]) == when
+    assert info(client, body["code"])["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    "value", ["tomorrow", "2030-01-01T00:00:00", "2001-01-01T00:00:00Z", 1893456000, "9999-99-99T00:00:00Z", "x" * 100]
+)
+def test_bad_expiry_is_400(client, value):
+    assert_error(
+        client.post("/shorten", json={"url": "https://example.org", "expires_at": value}), 400, "invalid_expires_at"
+    )
+
+
+def test_expired_link_is_410_even_when_cached(client, database_url, redis_url):
+    code = client.post("/shorten", json={"url": "https://example.org/soon", "expires_at": later(hours=1)}).get_json()[
+        "code"
+    ]
+    assert client.get(f"/{code}").status_code == 302  # now cached
+    cache = redis.Redis.from_url(redis_url)
+    # The cache entry never outlives the link.
+    assert 0 < cache.ttl(key_for(code)) <= 3600
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE links SET expires_at = now() - interval '1 second' WHERE code = %s", (code,))
+
+    assert_error(client.get(f"/{code}"), 410, "link_expired")
+    assert cache.exists(key_for(code)) == 0
+    cache.close()
+    assert info(client, code)["status"] == "expired"
+
+
+def test_cache_ttl_is_capped_by_the_expiry(client, redis_url):
+    code = client.post("/shorten", json={"url": "https://example.org", "expires_at": later(seconds=30)}).get_json()[
+        "code"
+    ]
+    client.get(f"/{code}")
+    cache = redis.Redis.from_url(redis_url)
+    assert 0 < cache.ttl(key_for(code)) <= 30
+    cache.close()
+
+
+def test_disable_makes_the_link_410_and_drops_the_cache(client, redis_url):
+    code = client.post("/shorten", json={"url": "https://example.org/off"}).get_json()["code"]
+    assert client.get(f"/{code}").status_code == 302
+
+    response = client.delete(f"/api/links/{code}")
+
+    assert response.status_code == 204 and response.get_data() == b""
+    cache = redis.Redis.from_url(redis_url)
+    assert cache.exists(key_for(code)) == 0
+    cache.close()
+    assert_error(client.get(f"/{code}"), 410, "link_disabled")
+    described = info(client, code)
+    assert described["status"] == "disabled" and described["disabled_at"]
+    # Idempotent.
+    assert client.delete(f"/api/links/{code}").status_code == 204
+
+
+def test_disable_missed_by_the_cache_is_still_410(client, redis_url, database_url):
+    """A cache entry left behind (Redis down during DELETE) must not keep redirecting."""
+    code = client.post("/shorten", json={"url": "https://example.org/stale"}).get_json()["code"]
+    assert client.get(f"/{code}").status_code == 302
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE links SET disabled_at = now() WHERE code = %s", (code,))
+
+    assert_error(client.get(f"/{code}"), 410, "link_disabled")
+
+
+def test_disable_unknown_is_404(client):
+    assert_error(client.delete("/api/links/nosuchcode"), 404, "not_found")
+    assert_error(client.delete("/api/links/bad!code"), 404, "not_found")
+
+
+# --- info and clicks -------------------------------------------------------
+
+
+def test_info_counts_every_click_hit_or_miss(client):
+    body = client.post("/shorten", json={"url": "https://example.org/count"}).get_json()
+    for _ in range(5):
+        assert client.get(f"/{body['code']}").status_code == 302
+
+    described = info(client, body["code"])
+
+    assert described["clicks"] == 5
+    assert described["url"] == "https://example.org/count"
+    assert described["status"] == "active"
+    assert set(described) == {"code", "short_url", "url", "created_at", "expires_at", "disabled_at", "status", "clicks"}
+
+
+def test_info_unknown_is_404(client):
+    assert_error(client.get("/api/links/zzzzzzz"), 404, "not_found")
+
+
+# --- API keys --------------------------------------------------------------
+
+
+def test_writes_need_a_key_when_keys_are_set(database_url, redis_url):
+    app = make(database_url, redis_url, SHORTENER_API_KEYS="k1-secret, k2-secret")
+    client = app.test_client()
+    try:
+        assert_error(client.post("/shorten", json={"url": "https://example.org"}), 401, "unauthorized")
+        assert_error(
+            client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k1-secre"}),
+            401,
+            "unauthorized",
+        )
+        created = client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k2-secret"})
+        assert created.status_code == 201
+        code = created.get_json()["code"]
+        # Reads and redirects stay open.
+        assert client.get(f"/{code}").status_code == 302
+        assert client.get(f"/api/links/{code}").status_code == 200
+        assert_error(client.delete(f"/api/links/{code}"), 401, "unauthorized")
+        assert client.delete(f"/api/links/{code}", headers={"Authorization": "Bearer k1-secret"}).status_code == 204
+    finally:
+        close(app)
+
+
+# --- rate limit ------------------------------------------------------------
+
+
+def test_creates_are_rate_limited_with_retry_after(database_url, redis_url):
+    app = make(database_url, redis_url, SHORTENER_CREATE_LIMIT="3/minute")
+    client = app.test_client()
+    # A fresh client address, so earlier runs' counters do not interfere.
+    environ = {"REMOTE_ADDR": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
+    try:
+        statuses = [
+            client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ).status_code
+            for _ in range(3)
+        ]
+        assert statuses == [201, 201, 201]
+        limited = client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ)
+        assert_error(limited, 429, "rate_limited")
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+        # Redirects are not limited.
+        code = client.post("/shorten", json={"url": "https://example.org"}, environ_base={"REMOTE_ADDR": "10.255.0.1"})
+        assert code.status_code in (201, 429)
+    finally:
+        close(app)
+
+
+@pytest.mark.parametrize("value", ["off", "0", "none", ""])
+def test_rate_limit_can_be_disabled(database_url, redis_url, value):
+    app = make(database_url, redis_url, SHORTENER_CREATE_LIMIT=value)
+    try:
+        assert app.extensions["shortener.limiter"] is None
+    finally:
+        close(app)
+
+
+# --- hostile input ---------------------------------------------------------
+
+HOSTILE_URLS = [
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "data:text/html,<script>alert(1)</script>",
+    "file:///etc/passwd",
+    "vbscript:msgbox(1)",
+    "ftp://example.org/",
+    "gopher://example.org/",
+    "http:/example.org",
+    "http:example.org",
+    "//example.org/path",
+    "http://",
+    "http://:80/",
+    "http://[::1",
+    "http://example.org:99999/",
+    "http://example.org:-1/",
+    "http://exa mple.org/",
+    "http://example.org/\r\nSet-Cookie: x=1",
+    "http://example.org/\x00",
+    "http://example.org/\u2028",
+    "https://example.org/" + "a" * 3000,
+    "http://./",
+    "",
+    None,
+    123,
+    True,
+    ["http://example.org"],
+    {"href": "http://example.org"},
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS, ids=lambda u: repr(u)[:40])
+def test_hostile_urls_are_4xx_json(client, url):
+    response = client.post("/shorten", json={"url": url})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] in {"invalid_url", "url_too_long", "missing_url"}
+
+
+HOSTILE_BODIES = [
+    (b"", "application/json", 400),
+    (b"null", "application/json", 400),
+    (b"[]", "application/json", 400),
+    (b'"http://example.org"', "application/json", 400),
+    (b"{'url': 'http://example.org'}", "application/json", 400),
+    (b'{"url": "http://example.org"', "application/json", 400),
+    (b"\xff\xfe\x00", "application/json", 400),
+    (b'{"url": "http://example.org", "url": 1}', "application/json", 400),
+    (b"[" * 5000 + b"]" * 5000, "application/json", 400),
+    (b'{"url": "http://example.org"}', "text/plain", 415),
+    (b'{"url": "http://example.org"}', "application/x-www-form-urlencoded", 415),
+    (b'{"url": "http://example.org"}', "multipart/form-data; boundary=x", 415),
+    (b'{"url": "' + b"a" * 70_000 + b'"}', "application/json", 413),
+]
+
+
+@pytest.mark.parametrize(("data", "content_type", "status"), HOSTILE_BODIES, ids=lambda v: repr(v)[:30])
+def test_hostile_bodies_are_4xx_json(client, data, content_type, status):
+    response = client.post("/shorten", data=data, content_type=content_type)
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/%00",
+        "/..%2f..%2fetc%2fpasswd",
+        "/' OR '1'='1",
+        "/a" * 100,
+        "/%ff%fe",
+        "/api/links/%00",
+        "/api/links/" + "x" * 500,
+    ],
+)
+def test_hostile_paths_are_404_json(client, path):
+    response = client.get(path)
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_sql_looking_custom_code_and_url_are_inert(client, database_url):
+    assert_error(
+        client.post("/shorten", json={"url": "https://example.org", "code": "x'; DROP TABLE links;--"}),
+        400,
+        "invalid_code",
+    )
+    url = "https://example.org/?q=';DROP%20TABLE%20links;--"
+    code = client.post("/shorten", json={"url": url}).get_json()["code"]
+    assert client.get(f"/{code}").headers["Location"] == url
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('links')").fetchone() == ("links",)
+
+
+# --- OpenAPI, metrics ------------------------------------------------------
+
+
+def test_openapi_document_lists_every_route(app, client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.get_json()
+    assert document == json.loads(json.dumps(DOCUMENT))
+    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert served == documented
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_new_metrics_are_exposed(client):
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'shortener_dependency_up{dependency="postgres"} 1.0' in text
+    assert 'shortener_dependency_up{dependency="redis"} 1.0' in text
+    assert sample("shortener_process_resident_memory_bytes") > 10_000_000
+    assert sample("shortener_process_cpu_seconds_total") > 0
+
+
+def test_codes_never_shadow_routes():
+    for route in ("health", "metrics", "api", "shorten", "openapi.json"):
+        assert codes.is_reserved(route)

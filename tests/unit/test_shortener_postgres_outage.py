@@ -1,0 +1,132 @@
+"""The real Postgres stopped mid-test: bounded 503s, cached redirects, recovery without restart."""
+
+import json
+import time
+
+import pytest
+
+from shortener import create_app
+
+POOL_TIMEOUT = 0.5
+BACKOFF = 1.0
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TESTING": True,
+            "DATABASE_POOL_TIMEOUT": POOL_TIMEOUT,
+            "DATABASE_CONNECT_TIMEOUT": 1,
+            "DATABASE_BACKOFF_SECONDS": BACKOFF,
+            "SHORTENER_CREATE_LIMIT": "off",
+        }
+    )
+    yield app
+    app.extensions["shortener.db"].close()
+    app.extensions["shortener.cache"].close()
+
+
+def timed(call):
+    started = time.perf_counter()
+    response = call()
+    return response, time.perf_counter() - started
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_postgres_stopped_then_restarted(app, data_stack, capsys):
+    client = app.test_client()
+    cached = client.post("/shorten", json={"url": "https://example.org/cached"}).get_json()["code"]
+    uncached = client.post("/shorten", json={"url": "https://example.org/uncached"}).get_json()["code"]
+    assert client.get(f"/{cached}").status_code == 302  # warms the cache, 1 click
+
+    data_stack.pause_service("postgres")
+    try:
+        # The first request to need Postgres finds it down within the pool timeout...
+        missed, missed_s = timed(lambda: client.get(f"/{uncached}"))
+        # ...and the next ones fail fast (or use the cache) while the breaker is open.
+        followed, followed_s = timed(lambda: client.get(f"/{cached}"))
+        created, created_s = timed(lambda: client.post("/shorten", json={"url": "https://example.org/x"}))
+        described, described_s = timed(lambda: client.get(f"/api/links/{cached}"))
+        ready, ready_s = timed(lambda: client.get("/health/ready"))
+        live = client.get("/health")
+        metrics_text = client.get("/metrics").get_data(as_text=True)
+    finally:
+        data_stack.resume_service("postgres")
+
+    # Served from the cache; its click waits in the worker.
+    assert followed.status_code == 302 and followed.headers["Location"] == "https://example.org/cached"
+    assert app.extensions["shortener.db"].pending_clicks == 1
+    for response in (missed, created, described):
+        assert_error(response, 503, "database_unavailable")
+    assert ready.status_code == 503 and ready.get_json()["dependencies"]["postgres"] == "down"
+    assert live.status_code == 200
+    assert 'shortener_dependency_up{dependency="postgres"} 0.0' in metrics_text
+    # Nothing hangs: the first answer comes within the pool timeout, the rest at once.
+    assert missed_s < POOL_TIMEOUT + 1.0, missed_s
+    for seconds in (followed_s, created_s, described_s, ready_s):
+        assert seconds < 0.2, (missed_s, followed_s, created_s, described_s, ready_s)
+
+    # The click buffered during the outage is written by the worker's own flusher,
+    # with no request needed.
+    deadline = time.monotonic() + 10
+    while app.extensions["shortener.db"].pending_clicks and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert app.extensions["shortener.db"].pending_clicks == 0
+
+    # Recovery without a restart of the app.
+    deadline = time.monotonic() + 20
+    while True:
+        response = client.post("/shorten", json={"url": "https://example.org/after"})
+        if response.status_code == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert client.get("/health/ready").status_code == 200
+    assert client.get(f"/{uncached}").status_code == 302
+    assert client.get(f"/{cached}").status_code == 302
+    # 1 before, 1 buffered during the outage, 1 after.
+    assert client.get(f"/api/links/{cached}").get_json()["clicks"] == 3
+    assert app.extensions["shortener.db"].pending_clicks == 0
+
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    states = [
+        l["state"] for l in lines if l.get("logger") == "shortener.dependency" and l.get("dependency") == "postgres"
+    ]
+    assert states == ["down", "up"], states
+    access = [l for l in lines if l.get("logger") == "shortener.access"]
+    assert all(l["status"] != 500 for l in access)
+
+
+def test_a_locked_table_is_a_bounded_503_and_not_an_outage(database_url, redis_url):
+    import psycopg
+
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TESTING": True,
+            "DATABASE_STATEMENT_TIMEOUT_MS": 300,
+            "SHORTENER_CREATE_LIMIT": "off",
+        }
+    )
+    client = app.test_client()
+    try:
+        assert client.post("/shorten", json={"url": "https://example.org/l"}).status_code == 201
+        with psycopg.connect(database_url) as conn:
+            conn.execute("LOCK TABLE links IN ACCESS EXCLUSIVE MODE")
+            response, seconds = timed(lambda: client.post("/shorten", json={"url": "https://example.org/m"}))
+        assert_error(response, 503, "database_unavailable")
+        assert seconds < 1.5
+        # The statement timed out, Postgres did not go away: the next request is served.
+        assert not app.extensions["shortener.db"].breaker.is_open
+        assert client.post("/shorten", json={"url": "https://example.org/n"}).status_code == 201
+    finally:
+        app.extensions["shortener.db"].close()
+        app.extensions["shortener.cache"].close()

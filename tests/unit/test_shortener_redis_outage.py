@@ -1,0 +1,157 @@
+"""The real Redis stopped and frozen mid-test: redirects keep working, clicks are kept."""
+
+import json
+import statistics
+import time
+
+import pytest
+from prometheus_client import REGISTRY
+
+from shortener import create_app
+
+BACKOFF = 0.5
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    # The default rate limit stays on: creates must fail open without Redis.
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TESTING": True,
+            "REDIS_BACKOFF_SECONDS": BACKOFF,
+            "SHORTENER_CREATE_LIMIT": "1000/minute",
+        }
+    )
+    yield app
+    app.extensions["shortener.db"].close()
+    app.extensions["shortener.cache"].close()
+
+
+@pytest.fixture
+def redis_stopped(data_stack):
+    """Stop the Redis container for the test; start it again whatever happens."""
+    data_stack.pause_service("redis")
+    try:
+        yield
+    finally:
+        data_stack.resume_service("redis")
+
+
+@pytest.fixture
+def redis_frozen(data_stack):
+    """Freeze Redis (it accepts connections but never answers): every call would time out."""
+    container = data_stack.containers["redis"].get_wrapped_container()
+    container.pause()
+    try:
+        yield
+    finally:
+        container.unpause()
+
+
+def cache_count(result):
+    return REGISTRY.get_sample_value("shortener_cache_requests_total", {"result": result}) or 0.0
+
+
+def log_lines(output):
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def clicks(client, code):
+    return client.get(f"/api/links/{code}").get_json()["clicks"]
+
+
+def test_redis_stopped_mid_test(app, data_stack, capsys):
+    client = app.test_client()
+    code = client.post("/shorten", json={"url": "https://example.org/outage"}).get_json()["code"]
+    assert client.get(f"/{code}").status_code == 302  # cached
+    hits = cache_count("hit")
+    assert client.get(f"/{code}").status_code == 302
+    assert cache_count("hit") == hits + 1
+
+    data_stack.pause_service("redis")
+    try:
+        statuses = [client.get(f"/{code}").status_code for _ in range(20)]
+        created = client.post("/shorten", json={"url": "https://example.org/during"})
+        ready = client.get("/health/ready")
+        metrics_text = client.get("/metrics").get_data(as_text=True)
+    finally:
+        data_stack.resume_service("redis")
+
+    assert statuses == [302] * 20
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"
+    assert 'shortener_dependency_up{dependency="redis"} 0.0' in metrics_text
+    # No click lost: 2 before, 20 during.
+    assert clicks(client, code) == 22
+
+    # Recovery without a restart: once the backoff has passed, the cache is used again.
+    time.sleep(BACKOFF)
+    deadline = time.monotonic() + 10
+    hits = cache_count("hit")
+    while cache_count("hit") == hits and time.monotonic() < deadline:
+        assert client.get(f"/{code}").status_code == 302
+        time.sleep(0.05)
+    assert cache_count("hit") > hits, "the cache was not used again after Redis came back"
+    assert client.get("/health/ready").get_json()["status"] == "ok"
+
+    lines = log_lines(capsys.readouterr().out)
+    transitions = [l for l in lines if l.get("logger") == "shortener.dependency" and l.get("dependency") == "redis"]
+    # One line when it went down, one when it came back: not one per request.
+    assert [l["state"] for l in transitions] == ["down", "up"], transitions
+    assert transitions[0]["level"] == "ERROR"
+    assert not any("Swallowing error" in l.get("message", "") for l in lines)
+
+
+def test_frozen_redis_costs_one_timeout_per_backoff(app, redis_frozen):
+    client = app.test_client()
+    app.extensions["shortener.cache"].breaker.succeeded()
+    # Created with Redis frozen: the first create pays the limiter's timeout, then skips Redis.
+    code = client.post("/shorten", json={"url": "https://example.org/frozen"}).get_json()["code"]
+
+    durations = []
+    for _ in range(30):
+        started = time.perf_counter()
+        assert client.get(f"/{code}").status_code == 302
+        durations.append(time.perf_counter() - started)
+
+    timeout = app.config["REDIS_SOCKET_TIMEOUT"]
+    # Without the breaker each of the 30 would wait the socket timeout (7.5 s in all).
+    assert sum(durations) < 30 * timeout / 3, durations
+    assert statistics.median(durations) < timeout / 5, durations
+    assert clicks(client, code) == 30
+
+
+def test_clicks_survive_a_redis_restart(app, data_stack):
+    client = app.test_client()
+    code = client.post("/shorten", json={"url": "https://example.org/restart"}).get_json()["code"]
+    for _ in range(3):
+        client.get(f"/{code}")
+    data_stack.pause_service("redis")
+    try:
+        for _ in range(3):
+            assert client.get(f"/{code}").status_code == 302
+    finally:
+        data_stack.resume_service("redis")
+    time.sleep(BACKOFF)
+    for _ in range(3):
+        assert client.get(f"/{code}").status_code == 302
+    assert clicks(client, code) == 9
+
+
+def test_breaker_skips_for_the_backoff_then_lets_one_probe_through():
+    from shortener.dependency import CircuitBreaker
+
+    now = [100.0]
+    breaker = CircuitBreaker(5.0, clock=lambda: now[0])
+    assert breaker.allows()
+    breaker.failed()
+    assert not breaker.allows() and breaker.is_open
+    now[0] += 4.9
+    assert not breaker.allows()
+    now[0] += 0.2
+    assert breaker.allows()  # the probe
+    assert not breaker.allows()  # the others keep skipping while it runs
+    breaker.succeeded()
+    assert breaker.allows() and breaker.allows() and not breaker.is_open
