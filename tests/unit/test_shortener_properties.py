@@ -4,8 +4,6 @@ import json
 import string
 
 import pytest
-
-pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
