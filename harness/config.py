@@ -41,6 +41,7 @@ class AlertSpec:
     job: str | None  # None for an alert on no scrape job (the Watchdog)
     labels: dict
     for_s: float
+    window_s: float  # the longest range the expression reads ([1m]): it must fill with the fault
     slo_s: float
     scrape_interval: float
     evaluation_interval: float
@@ -52,7 +53,8 @@ class AlertSpec:
     @property
     def bound(self) -> float:
         """Latest the firing email may arrive after the fault, as the configuration implies."""
-        return self.for_s + self.scrape_interval + self.evaluation_interval + self.group_wait + DELIVERY_SLACK
+        return (self.window_s + self.for_s + self.scrape_interval + self.evaluation_interval + self.group_wait
+                + DELIVERY_SLACK)
 
     @property
     def resolved_bound(self) -> float:
@@ -74,6 +76,7 @@ def alert(name: str) -> AlertSpec:
         job=job,
         labels=labels,
         for_s=seconds(rule.get("for", "0s")),
+        window_s=max((seconds(r) for r in re.findall(r"\[(\w+)\]", rule["expr"])), default=0.0),
         slo_s=seconds(rule["annotations"]["notification_slo"]),
         scrape_interval=seconds(scrape_config.get("scrape_interval", glob.get("scrape_interval", "1m"))),
         evaluation_interval=seconds(glob.get("evaluation_interval", "1m")),

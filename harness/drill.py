@@ -321,7 +321,8 @@ def _unless_down(read: Callable[[], set[str]], fallback: set[str]) -> set[str]:
 
 
 def _bound_why(spec: config.AlertSpec, scenario: Scenario) -> str:
-    parts = [f"for {spec.for_s:.0f}", f"scrape {spec.scrape_interval:.0f}", f"evaluation {spec.evaluation_interval:.0f}",
+    parts = [f"window {spec.window_s:.0f}"] if spec.window_s else []
+    parts += [f"for {spec.for_s:.0f}", f"scrape {spec.scrape_interval:.0f}", f"evaluation {spec.evaluation_interval:.0f}",
              f"group_wait {spec.group_wait:.0f}", f"slack {config.DELIVERY_SLACK:.0f}"]
     if scenario.extra_delay:
         parts.append(f"{scenario.extra_delay_why} {scenario.extra_delay:.0f}")

@@ -37,6 +37,13 @@ def test_service_down_bound_comes_from_the_files():
     assert (spec.receiver, spec.recipient) == ("oncall-email", "oncall@shortener.example")
 
 
+def test_a_windowed_alert_waits_for_its_window_to_fill():
+    spec = config.alert("HighLatency")
+    assert (spec.window_s, spec.for_s, spec.group_wait) == (60, 60, 10)
+    assert spec.bound == 60 + 60 + 15 + 15 + 10 + config.DELIVERY_SLACK
+    assert (spec.receiver, spec.recipient) == ("team-email", "team@shortener.example")
+
+
 def test_an_unlabelled_warning_takes_the_default_route():
     route = config._route_for(config._load(config.ALERTMANAGER_DIR / "alertmanager.yml"), {"severity": "warning"})
     assert route["receiver"] == "team-email"
