@@ -186,6 +186,11 @@ class Drill:
             scenario.inject(self.stack)
             self._watch(record, self._watch_firing(scenario, record, fault_at, arrivals),
                         deadline=max(record.bound_s, spec.slo_s) + WAIT_MARGIN)
+            if scenario.inhibited and record.email_s is not None:
+                # Hold the fault until the alerts it causes fire and are seen inhibited.
+                longest = max(config.alert(name).bound for name in scenario.inhibited)
+                self._watch(record, self._watch_inhibited(record, fault_at, arrivals),
+                            deadline=longest + WAIT_MARGIN - (time.monotonic() - fault_at))
             restored_at = time.monotonic()
             if traffic:
                 record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
@@ -271,6 +276,19 @@ class Drill:
                        timeout=deadline, interval=POLL)
             say(f"drill {record.scenario}: pending {record.pending_s} s, firing {record.firing_s} s, "
                 f"active {record.active_s} s, email {record.email_s} s after the fault (bound {record.bound_s:.0f} s)")
+
+        return watch
+
+    def _watch_inhibited(self, record: Record, fault_at: float, arrivals: dict[int, float]):
+        def observe():
+            self._observe_alerts(record, fault_at)
+            self._arrived(record.alert, "firing", fault_at, arrivals)  # keeps every email's arrival time
+            return dict(record.inhibited_seen_s)
+
+        def watch(deadline: float) -> None:
+            wait_until(f"{', '.join(record.inhibited)} firing and inhibited in Alertmanager", observe,
+                       done=lambda seen: set(record.inhibited) <= set(seen), timeout=deadline, interval=POLL)
+            say(f"drill {record.scenario}: inhibited as expected: {record.inhibited_seen_s} (s after the fault)")
 
         return watch
 
