@@ -28,7 +28,7 @@ def test_critical_route_pages_oncall_without_group_wait():
     assert result.exit_code == 0, result.output
 
 
-def test_service_down_bound_comes_from_the_files():
+def test_the_page_bound_comes_from_the_files():
     spec = config.alert("ServiceDown")
     assert (spec.for_s, spec.scrape_interval, spec.evaluation_interval, spec.group_wait) == (60, 15, 15, 0)
     assert spec.bound == 60 + 15 + 15 + 0 + config.DELIVERY_SLACK

@@ -53,7 +53,7 @@ def _alert(alertname: str, job: str, system: str, severity: str) -> dict:
     return {"alertname": alertname, "job": job, "system": system, "severity": severity}
 
 
-def test_service_down_silences_its_own_jobs_symptoms_only(alertmanager):
+def test_an_app_outage_silences_its_own_jobs_symptoms_only(alertmanager):
     states = _states(alertmanager, [
         _alert("ServiceDown", "app", "s1", "critical"),
         _alert("HighErrorRate", "app", "s1", "warning"),
