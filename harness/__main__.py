@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs`: the stack for people, from the same definition as the tests."""
+"""`python -m harness up|down|logs|drill`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
+from harness import config, report  # noqa: E402
+from harness.drill import Drill, Scenario  # noqa: E402
+from harness.scenarios import SCENARIOS  # noqa: E402
 from harness.stack import LABEL, SERVICE_LABEL, Stack  # noqa: E402
 
 UP = "up"  # the stack name `make up` uses, so that `make down` and `make logs` find it
@@ -75,6 +78,48 @@ def logs(args) -> int:
     return 1
 
 
+def _plan(scenario: Scenario) -> list[str]:
+    """The steps a drill takes, in words."""
+    spec = config.alert(scenario.alert)
+    bound = scenario.bound(spec)
+    lines = [
+        "start a fresh stack on free ports" + (" and background traffic" if scenario.traffic else ""),
+        "wait for the steady state: every target up, no alert but the Watchdog, an empty inbox",
+        f"inject: {scenario.fault}",
+        *(f"when {scenario.alert} is {step.when}: {step.what}" for step in scenario.steps),
+        f"expect {scenario.alert} ({scenario.severity}) to email {scenario.recipient} "
+        f"between {spec.for_s:.0f} s and {bound:.0f} s after the fault, SLO {spec.slo_s:.0f} s",
+        *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
+        *(f"expect {name} never to go pending" for name in scenario.silent),
+        f"restore, then expect the resolved email within {spec.resolved_bound:.0f} s",
+        "stop the stack",
+    ]
+    return [f"{scenario.name}: {number}. {line}" for number, line in enumerate(lines, 1)]
+
+
+def drill(args) -> int:
+    """Run chaos drills by hand, each on a fresh stack; exit 1 when an alert misses its window."""
+    chosen = [scenario for name, scenario in SCENARIOS.items() if args.all or getattr(args, name)]
+    if not chosen:
+        print("choose a scenario or --all (see --help)", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        for scenario in chosen:
+            print("\n".join(_plan(scenario)), flush=True)
+        return 0
+    records = []
+    for scenario in chosen:
+        with Stack() as stack:  # the finally of Drill.run restores the fault, even on Ctrl-C
+            records.append(Drill(stack).run(scenario))
+    path = report.write(records)
+    print("\n".join(report.table(records)))
+    print(f"written to {path}")
+    for record in records:
+        for violation in record.violations():
+            print(f"FAIL {record.scenario}: {violation}", file=sys.stderr)
+    return 1 if any(record.violations() for record in records) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         sub = commands.add_parser(command, help=run.__doc__)
         sub.add_argument("--stack", default=UP, help="stack name (default: %(default)s)")
         sub.set_defaults(run=run)
+    drills = commands.add_parser("drill", help=drill.__doc__, description=drill.__doc__)
+    drills.set_defaults(run=drill)
+    drills.add_argument("--all", action="store_true", help="every scenario, one after the other")
+    drills.add_argument("--dry-run", action="store_true", help="print each step it would take; touch nothing")
+    for name, scenario in SCENARIOS.items():
+        drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
+                            help=f"{scenario.alert}: {scenario.fault}")
     commands.choices["logs"].add_argument("service")
     commands.choices["logs"].add_argument("--tail", type=int, default=100)
     args = parser.parse_args(argv)

@@ -53,6 +53,10 @@ class Scenario:
     collateral: tuple[str, ...] = ()  # may send one firing and one resolved email
     error_free: bool = False  # every request answered without a 5xx while the fault lasts
 
+    def bound(self, spec: config.AlertSpec) -> float:
+        """Latest the email may arrive: what the configuration implies, plus what the delivery fault adds."""
+        return spec.bound + self.extra_delay
+
 
 @dataclass
 class Record:
@@ -158,7 +162,7 @@ class Drill:
         spec = config.alert(scenario.alert)
         record = Record(
             scenario=scenario.name, alert=spec.name, severity=scenario.severity, recipient=scenario.recipient,
-            fault=scenario.fault, slo_s=spec.slo_s, floor_s=spec.for_s, bound_s=spec.bound + scenario.extra_delay,
+            fault=scenario.fault, slo_s=spec.slo_s, floor_s=spec.for_s, bound_s=scenario.bound(spec),
             resolved_bound_s=spec.resolved_bound, bound_why=_bound_why(spec, scenario),
             inhibited=list(scenario.inhibited), silent=list(scenario.silent),
             collateral=list(scenario.collateral), error_free=scenario.error_free,
