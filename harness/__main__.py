@@ -107,10 +107,17 @@ def drill(args) -> int:
         for scenario in chosen:
             print("\n".join(_plan(scenario)), flush=True)
         return 0
+    # Ctrl-C, or a TERM from a CI runner, must still restore the fault and remove the stack.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     records = []
-    for scenario in chosen:
-        with Stack() as stack:  # the finally of Drill.run restores the fault, even on Ctrl-C
-            records.append(Drill(stack).run(scenario))
+    try:
+        for scenario in chosen:
+            with Stack() as stack:  # the finally of Drill.run restores the fault, even on Ctrl-C
+                records.append(Drill(stack).run(scenario))
+    except KeyboardInterrupt:
+        print("interrupted: the fault was restored and the stack removed", file=sys.stderr)
+        return 130
     path = report.write(records)
     print("\n".join(report.table(records)))
     print(f"written to {path}")
