@@ -8,17 +8,15 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from shortener import codes, create_app
+from shortener import codes
 from shortener.cache import key_for
 from shortener.db import Database
 
 
 @pytest.fixture
-def app(database_url, redis_url):
+def app(make_app, database_url, redis_url):
     """An app on the harness's Postgres and Redis, with no links left from other tests."""
-    app = create_app(
-        {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "SHORTENER_CREATE_LIMIT": "off"}
-    )
+    app = make_app()
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DO $$ BEGIN TRUNCATE links; EXCEPTION WHEN undefined_table THEN NULL; END $$")
     cache = redis.Redis.from_url(redis_url)
@@ -26,9 +24,7 @@ def app(database_url, redis_url):
     if stale:
         cache.delete(*stale)
     cache.close()
-    yield app
-    app.extensions["shortener.db"].close()
-    app.extensions["shortener.cache"].close()
+    return app
 
 
 @pytest.fixture
@@ -70,15 +66,10 @@ def test_create_then_redirect_round_trip(client, database_url):
     assert redirect.headers["Location"] == "https://example.org/some/page?q=1"
 
 
-def test_public_base_url_builds_short_urls(database_url, redis_url):
-    app = create_app(
-        {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "PUBLIC_BASE_URL": "https://sho.rt/"}
-    )
-    try:
-        body = shorten(app.test_client(), "http://example.org").get_json()
-        assert body["short_url"] == f"https://sho.rt/{body['code']}"
-    finally:
-        app.extensions["shortener.db"].close()
+def test_public_base_url_builds_short_urls(make_app):
+    app = make_app(PUBLIC_BASE_URL="https://sho.rt/")
+    body = shorten(app.test_client(), "http://example.org").get_json()
+    assert body["short_url"] == f"https://sho.rt/{body['code']}"
 
 
 @pytest.mark.parametrize(
@@ -289,19 +280,16 @@ def test_recovers_when_the_table_disappears(client, database_url):
     assert shorten(client, "https://example.org/after").status_code == 201
 
 
-def test_unexpected_errors_are_json_500(database_url, redis_url):
-    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True})
+def test_unexpected_errors_are_json_500(make_app):
+    app = make_app()
 
     @app.get("/boom")
     def boom():
         raise RuntimeError("secret internals")
 
-    try:
-        response = app.test_client().get("/boom")
-        assert_error(response, 500, "internal_error")
-        assert "secret internals" not in response.get_data(as_text=True)
-    finally:
-        app.extensions["shortener.db"].close()
+    response = app.test_client().get("/boom")
+    assert_error(response, 500, "internal_error")
+    assert "secret internals" not in response.get_data(as_text=True)
 
 
 def test_oversized_body_is_json_413(client):

@@ -9,33 +9,14 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from shortener import codes, create_app
+from shortener import codes
 from shortener.cache import key_for
 from shortener.openapi import DOCUMENT
 
 
-def make(database_url, redis_url, **overrides):
-    return create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "SHORTENER_CREATE_LIMIT": "off",
-            **overrides,
-        }
-    )
-
-
-def close(app):
-    app.extensions["shortener.db"].close()
-    app.extensions["shortener.cache"].close()
-
-
 @pytest.fixture
-def app(database_url, redis_url):
-    app = make(database_url, redis_url)
-    yield app
-    close(app)
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture
@@ -126,12 +107,9 @@ def test_unknown_fields_are_refused(client):
         "https://SHO.RT/x",
     ],
 )
-def test_links_to_the_shortener_itself_are_refused(database_url, redis_url, url):
-    app = make(database_url, redis_url, PUBLIC_BASE_URL="https://sho.rt/")
-    try:
-        assert_error(app.test_client().post("/shorten", json={"url": url}), 400, "invalid_url")
-    finally:
-        close(app)
+def test_links_to_the_shortener_itself_are_refused(make_app, url):
+    app = make_app(PUBLIC_BASE_URL="https://sho.rt/")
+    assert_error(app.test_client().post("/shorten", json={"url": url}), 400, "invalid_url")
 
 
 def test_create_returns_201_only_after_commit(client, database_url):
@@ -244,59 +222,50 @@ def test_info_unknown_is_404(client):
 # --- API keys --------------------------------------------------------------
 
 
-def test_writes_need_a_key_when_keys_are_set(database_url, redis_url):
-    app = make(database_url, redis_url, SHORTENER_API_KEYS="k1-secret, k2-secret")
+def test_writes_need_a_key_when_keys_are_set(make_app):
+    app = make_app(SHORTENER_API_KEYS="k1-secret, k2-secret")
     client = app.test_client()
-    try:
-        assert_error(client.post("/shorten", json={"url": "https://example.org"}), 401, "unauthorized")
-        assert_error(
-            client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k1-secre"}),
-            401,
-            "unauthorized",
-        )
-        created = client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k2-secret"})
-        assert created.status_code == 201
-        code = created.get_json()["code"]
-        # Reads and redirects stay open.
-        assert client.get(f"/{code}").status_code == 302
-        assert client.get(f"/api/links/{code}").status_code == 200
-        assert_error(client.delete(f"/api/links/{code}"), 401, "unauthorized")
-        assert client.delete(f"/api/links/{code}", headers={"Authorization": "Bearer k1-secret"}).status_code == 204
-    finally:
-        close(app)
+    assert_error(client.post("/shorten", json={"url": "https://example.org"}), 401, "unauthorized")
+    assert_error(
+        client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k1-secre"}),
+        401,
+        "unauthorized",
+    )
+    created = client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k2-secret"})
+    assert created.status_code == 201
+    code = created.get_json()["code"]
+    # Reads and redirects stay open.
+    assert client.get(f"/{code}").status_code == 302
+    assert client.get(f"/api/links/{code}").status_code == 200
+    assert_error(client.delete(f"/api/links/{code}"), 401, "unauthorized")
+    assert client.delete(f"/api/links/{code}", headers={"Authorization": "Bearer k1-secret"}).status_code == 204
 
 
 # --- rate limit ------------------------------------------------------------
 
 
-def test_creates_are_rate_limited_with_retry_after(database_url, redis_url):
-    app = make(database_url, redis_url, SHORTENER_CREATE_LIMIT="3/minute")
+def test_creates_are_rate_limited_with_retry_after(make_app):
+    app = make_app(SHORTENER_CREATE_LIMIT="3/minute")
     client = app.test_client()
     # A fresh client address, so earlier runs' counters do not interfere.
     environ = {"REMOTE_ADDR": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"}
-    try:
-        statuses = [
-            client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ).status_code
-            for _ in range(3)
-        ]
-        assert statuses == [201, 201, 201]
-        limited = client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ)
-        assert_error(limited, 429, "rate_limited")
-        assert 0 < int(limited.headers["Retry-After"]) <= 60
-        # Redirects are not limited.
-        code = client.post("/shorten", json={"url": "https://example.org"}, environ_base={"REMOTE_ADDR": "10.255.0.1"})
-        assert code.status_code in (201, 429)
-    finally:
-        close(app)
+    statuses = [
+        client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [201, 201, 201]
+    limited = client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ)
+    assert_error(limited, 429, "rate_limited")
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    # Redirects are not limited.
+    code = client.post("/shorten", json={"url": "https://example.org"}, environ_base={"REMOTE_ADDR": "10.255.0.1"})
+    assert code.status_code in (201, 429)
 
 
 @pytest.mark.parametrize("value", ["off", "0", "none", ""])
-def test_rate_limit_can_be_disabled(database_url, redis_url, value):
-    app = make(database_url, redis_url, SHORTENER_CREATE_LIMIT=value)
-    try:
-        assert app.extensions["shortener.limiter"] is None
-    finally:
-        close(app)
+def test_rate_limit_can_be_disabled(make_app, value):
+    app = make_app(SHORTENER_CREATE_LIMIT=value)
+    assert app.extensions["shortener.limiter"] is None
 
 
 # --- hostile input ---------------------------------------------------------

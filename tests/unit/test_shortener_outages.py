@@ -14,36 +14,16 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def make_app():
-    """Build apps with overridden settings and close their pools afterwards."""
-    apps = []
-
-    def make(**overrides):
-        app = create_app(
-            {"TESTING": True, "DATABASE_POOL_TIMEOUT": 0.5, "SHORTENER_CREATE_LIMIT": "off", **overrides}
-        )
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["shortener.db"].close()
-        app.extensions["shortener.cache"].close()
-
-
 def assert_error(response, status, code):
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.get_json()["error"]["code"] == code
 
 
-def test_redis_down_redirects_from_postgres(make_app, database_url, redis_url):
-    healthy = make_app(DATABASE_URL=database_url, REDIS_URL=redis_url).test_client()
+def test_redis_down_redirects_from_postgres(make_app):
+    healthy = make_app().test_client()
     code = healthy.post("/shorten", json={"url": "https://example.org/no-cache"}).get_json()["code"]
 
-    no_redis = make_app(
-        DATABASE_URL=database_url, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"
-    ).test_client()
+    no_redis = make_app(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0").test_client()
 
     response = no_redis.get(f"/{code}")
     assert response.status_code == 302
@@ -56,10 +36,8 @@ def test_redis_down_redirects_from_postgres(make_app, database_url, redis_url):
     assert ready.get_json() == {"status": "degraded", "dependencies": {"postgres": "up", "redis": "down"}}
 
 
-def test_postgres_down_is_503_json(make_app, redis_url):
-    app = make_app(
-        DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", REDIS_URL=redis_url
-    )
+def test_postgres_down_is_503_json(make_app):
+    app = make_app(DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", DATABASE_POOL_TIMEOUT=0.5)
     client = app.test_client()
 
     assert client.get("/health").status_code == 200
@@ -76,13 +54,13 @@ def test_postgres_down_is_503_json(make_app, redis_url):
     assert body["error"]["code"] == "not_ready"
 
 
-def test_postgres_down_still_serves_cached_redirects(make_app, database_url, redis_url):
-    healthy = make_app(DATABASE_URL=database_url, REDIS_URL=redis_url).test_client()
+def test_postgres_down_still_serves_cached_redirects(make_app):
+    healthy = make_app().test_client()
     code = healthy.post("/shorten", json={"url": "https://example.org/warm"}).get_json()["code"]
     assert healthy.get(f"/{code}").status_code == 302  # warms the cache
 
     no_db = make_app(
-        DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", REDIS_URL=redis_url
+        DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", DATABASE_POOL_TIMEOUT=0.5
     ).test_client()
     assert no_db.get(f"/{code}").headers["Location"] == "https://example.org/warm"
 

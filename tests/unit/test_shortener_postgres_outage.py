@@ -5,28 +5,14 @@ import time
 
 import pytest
 
-from shortener import create_app
 
 POOL_TIMEOUT = 0.5
 BACKOFF = 1.0
 
 
 @pytest.fixture
-def app(database_url, redis_url):
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "DATABASE_POOL_TIMEOUT": POOL_TIMEOUT,
-            "DATABASE_CONNECT_TIMEOUT": 1,
-            "DATABASE_BACKOFF_SECONDS": BACKOFF,
-            "SHORTENER_CREATE_LIMIT": "off",
-        }
-    )
-    yield app
-    app.extensions["shortener.db"].close()
-    app.extensions["shortener.cache"].close()
+def app(make_app):
+    return make_app(DATABASE_POOL_TIMEOUT=POOL_TIMEOUT, DATABASE_CONNECT_TIMEOUT=1, DATABASE_BACKOFF_SECONDS=BACKOFF)
 
 
 def timed(call):
@@ -104,29 +90,18 @@ def test_postgres_stopped_then_restarted(app, data_stack, capsys):
     assert all(l["status"] != 500 for l in access)
 
 
-def test_a_locked_table_is_a_bounded_503_and_not_an_outage(database_url, redis_url):
+def test_a_locked_table_is_a_bounded_503_and_not_an_outage(make_app, database_url):
     import psycopg
 
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "DATABASE_STATEMENT_TIMEOUT_MS": 300,
-            "SHORTENER_CREATE_LIMIT": "off",
-        }
-    )
+    app = make_app(DATABASE_STATEMENT_TIMEOUT_MS=300)
     client = app.test_client()
-    try:
-        assert client.post("/shorten", json={"url": "https://example.org/l"}).status_code == 201
-        with psycopg.connect(database_url) as conn:
-            conn.execute("LOCK TABLE links IN ACCESS EXCLUSIVE MODE")
-            response, seconds = timed(lambda: client.post("/shorten", json={"url": "https://example.org/m"}))
-        assert_error(response, 503, "database_unavailable")
-        assert seconds < 1.5
-        # The statement timed out, Postgres did not go away: the next request is served.
-        assert not app.extensions["shortener.db"].breaker.is_open
-        assert client.post("/shorten", json={"url": "https://example.org/n"}).status_code == 201
-    finally:
-        app.extensions["shortener.db"].close()
-        app.extensions["shortener.cache"].close()
+    assert client.post("/shorten", json={"url": "https://example.org/l"}).status_code == 201
+    with psycopg.connect(database_url) as conn:
+        conn.execute("LOCK TABLE links IN ACCESS EXCLUSIVE MODE")
+        response, seconds = timed(lambda: client.post("/shorten", json={"url": "https://example.org/m"}))
+    assert_error(response, 503, "database_unavailable")
+    assert seconds < 1.5
+    # The statement timed out, Postgres did not go away: the next request is served.
+    assert not app.extensions["shortener.db"].breaker.is_open
+    assert client.post("/shorten", json={"url": "https://example.org/n"}).status_code == 201
+

@@ -7,26 +7,14 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from shortener import create_app
 
 BACKOFF = 0.5
 
 
 @pytest.fixture
-def app(database_url, redis_url):
-    # The default rate limit stays on: creates must fail open without Redis.
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "REDIS_BACKOFF_SECONDS": BACKOFF,
-            "SHORTENER_CREATE_LIMIT": "1000/minute",
-        }
-    )
-    yield app
-    app.extensions["shortener.db"].close()
-    app.extensions["shortener.cache"].close()
+def app(make_app):
+    # The rate limit stays on: creates must fail open without Redis.
+    return make_app(REDIS_BACKOFF_SECONDS=BACKOFF, SHORTENER_CREATE_LIMIT="1000/minute")
 
 
 @pytest.fixture

@@ -5,31 +5,18 @@ import json
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shortener import create_app, tracing
+from shortener import tracing
 
 
 @pytest.fixture
-def traced(database_url, redis_url):
+def traced(make_app):
     exporter = InMemorySpanExporter()
-    app = create_app(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "TESTING": True,
-            "SHORTENER_CREATE_LIMIT": "off",
-            "OTEL_SPAN_EXPORTER": exporter,
-        }
-    )
-    yield app, exporter
-    app.extensions["shortener.db"].close()
-    app.extensions["shortener.cache"].close()
+    return make_app(OTEL_SPAN_EXPORTER=exporter), exporter
 
 
-def test_tracing_is_off_without_an_endpoint(monkeypatch, database_url, redis_url):
+def test_tracing_is_off_without_an_endpoint(monkeypatch, make_app):
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
-    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url})
-    assert not tracing.enabled(app)
-    app.extensions["shortener.db"].close()
+    assert not tracing.enabled(make_app())
 
 
 def test_a_redirect_is_one_trace_across_flask_redis_and_postgres(traced, capsys):
