@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -143,10 +144,23 @@ def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str) ->
     return dest
 
 
-def render_alertmanager(dest: Path, smarthost: str) -> Path:
-    """Copy the committed Alertmanager files to dest, sending mail to the stack's sink."""
+# A real relay instead of the stack's mail sink: its address, TLS and credentials come from
+# the environment only, never from the repository.
+SMTP_ENVIRONMENT = {
+    "ALERTMANAGER_SMTP_SMARTHOST": "smtp_smarthost",
+    "ALERTMANAGER_SMTP_USERNAME": "smtp_auth_username",
+    "ALERTMANAGER_SMTP_PASSWORD": "smtp_auth_password",
+}
+
+
+def render_alertmanager(dest: Path, smarthost: str, environ=os.environ) -> Path:
+    """Copy the committed Alertmanager files to dest, sending mail to the stack's sink or to the relay the environment names."""
     shutil.copytree(ALERTMANAGER_DIR, dest, dirs_exist_ok=True)
     config = _load(ALERTMANAGER_DIR / "alertmanager.yml")
     config["global"]["smtp_smarthost"] = smarthost
+    relay = {key: environ[name] for name, key in SMTP_ENVIRONMENT.items() if environ.get(name)}
+    if relay:
+        config["global"].update(relay)
+        config["global"]["smtp_require_tls"] = True  # a real relay: STARTTLS, not the sink's plain SMTP
     (dest / "alertmanager.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     return dest

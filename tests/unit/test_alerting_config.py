@@ -106,3 +106,18 @@ def test_the_readme_states_each_alerts_slo_window_as_the_rules_do():
     for rule in _alert_rules():
         row = f"| {rule['alert']} | {rule['labels']['severity']} | {rule['annotations']['notification_slo']} |"
         assert row in readme, f"README's alert table lacks or contradicts: {row}"
+
+
+def test_alertmanager_mails_the_stacks_sink_unless_the_environment_names_a_relay(tmp_path):
+    committed = config._load(config.ALERTMANAGER_DIR / "alertmanager.yml")
+    sink = config._load(config.render_alertmanager(tmp_path / "sink", "127.0.0.1:2525", environ={}) / "alertmanager.yml")
+    assert sink["global"] == committed["global"] | {"smtp_smarthost": "127.0.0.1:2525"}
+    assert {k: v for k, v in sink.items() if k != "global"} == {k: v for k, v in committed.items() if k != "global"}
+
+    environ = {"ALERTMANAGER_SMTP_SMARTHOST": "smtp.example.org:587", "ALERTMANAGER_SMTP_USERNAME": "alerts",
+               "ALERTMANAGER_SMTP_PASSWORD": "from-the-environment"}
+    relay = config._load(config.render_alertmanager(tmp_path / "relay", "127.0.0.1:2525", environ) / "alertmanager.yml")
+    assert relay["global"] == committed["global"] | {
+        "smtp_smarthost": "smtp.example.org:587", "smtp_auth_username": "alerts",
+        "smtp_auth_password": "from-the-environment", "smtp_require_tls": True,
+    }
