@@ -15,12 +15,12 @@ TIMEOUT = 10.0
 
 
 class Traffic:
-    """Creates and redirects against the app until stopped; keeps (time, kind, status) of each request."""
+    """Creates and redirects against the app until stopped; keeps (time, status) of each request."""
 
     def __init__(self, app_url: str, clients: int = CLIENTS):
         self.app_url = app_url
         self.clients = clients
-        self.results: list[tuple[float, str, int]] = []  # status 0: no answer
+        self.results: list[tuple[float, int]] = []  # status 0: no answer
         self._codes: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -59,13 +59,10 @@ class Traffic:
             except requests.RequestException:
                 status = 0
             with self._lock:
-                self.results.append((time.monotonic(), kind, status))
+                self.results.append((time.monotonic(), status))
             time.sleep(PAUSE)
 
-    def statuses(self, since: float, until: float | None = None, kind: str | None = None) -> collections.Counter:
-        """Count of each status answered between two monotonic times, for one kind of request or all."""
-        until = time.monotonic() if until is None else until
+    def statuses(self, since: float, until: float) -> collections.Counter:
+        """Count of each status answered between two monotonic times."""
         with self._lock:
-            return collections.Counter(
-                status for at, k, status in self.results if since <= at <= until and (kind is None or k == kind)
-            )
+            return collections.Counter(status for at, status in self.results if since <= at <= until)
