@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|report`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; `down` cleans up.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
@@ -78,13 +79,14 @@ def logs(args) -> int:
     return 1
 
 
-def _plan(scenario: Scenario) -> list[str]:
+def _plan(scenario: Scenario, attached: bool) -> list[str]:
     """The steps a drill takes, in words."""
     spec = config.alert(scenario.alert)
     bound = scenario.bound(spec)
     lines = [
-        "start a fresh stack on free ports" + (" and background traffic" if scenario.traffic else ""),
-        "wait for the steady state: every target up, no alert but the Watchdog, an empty inbox",
+        ("use the running `make up` stack" if attached else "start a fresh stack on free ports")
+        + (" and background traffic" if scenario.traffic else ""),
+        "wait for the steady state: every target up, no alert but the Watchdog; then empty the inbox",
         f"inject: {scenario.fault}",
         *(f"when {scenario.alert} is {step.when}: {step.what}" for step in scenario.steps),
         f"expect {scenario.alert} ({scenario.severity}) to email {scenario.recipient} "
@@ -92,39 +94,57 @@ def _plan(scenario: Scenario) -> list[str]:
         *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
         *(f"expect {name} never to go pending" for name in scenario.silent),
         f"restore, then expect the resolved email within {spec.resolved_bound:.0f} s",
-        "stop the stack",
+        "leave the stack running" if attached else "stop the stack",
     ]
     return [f"{scenario.name}: {number}. {line}" for number, line in enumerate(lines, 1)]
 
 
+def _running_up_stack() -> Stack | None:
+    """The stack `make up` started, if it runs (and a Docker engine answers)."""
+    try:
+        return Stack.attach(UP)
+    except docker.errors.DockerException:
+        return None
+
+
 def drill(args) -> int:
-    """Run chaos drills by hand, each on a fresh stack; exit 1 when an alert misses its window."""
+    """Run chaos drills by hand, on the `make up` stack if it runs, else each on a fresh stack; exit 1 when an alert misses its window."""
     chosen = [scenario for name, scenario in SCENARIOS.items() if args.all or getattr(args, name)]
     if not chosen:
         print("choose a scenario or --all (see --help)", file=sys.stderr)
         return 2
+    attached = None if args.fresh else _running_up_stack()
     if args.dry_run:
         for scenario in chosen:
-            print("\n".join(_plan(scenario)), flush=True)
+            print("\n".join(_plan(scenario, attached is not None)), flush=True)
         return 0
+    if attached:
+        print(f"drilling on the running `make up` stack ({attached.url('app')}); --fresh starts one per drill instead",
+              flush=True)
     # Ctrl-C, or a TERM from a CI runner, must still restore the fault and remove the stack.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     records = []
     try:
         for scenario in chosen:
-            with Stack() as stack:  # the finally of Drill.run restores the fault, even on Ctrl-C
+            with attached or Stack() as stack:  # the finally of Drill.run restores the fault, even on Ctrl-C
                 records.append(Drill(stack).run(scenario))
     except KeyboardInterrupt:
         print("interrupted: the fault was restored and the stack removed", file=sys.stderr)
         return 130
     path = report.write(records)
     print("\n".join(report.table(records)))
-    print(f"written to {path}")
+    print(f"written to {path} and {path.parent / 'index.html'}")
     for record in records:
         for violation in record.violations():
             print(f"FAIL {record.scenario}: {violation}", file=sys.stderr)
     return 1 if any(record.violations() for record in records) else 0
+
+
+def redraw(args) -> int:
+    """Draw index.html and the timelines again from a report.json."""
+    print(f"written to {report.render(args.path)}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     drills.set_defaults(run=drill)
     drills.add_argument("--all", action="store_true", help="every scenario, one after the other")
     drills.add_argument("--dry-run", action="store_true", help="print each step it would take; touch nothing")
+    drills.add_argument("--fresh", action="store_true",
+                        help="a fresh stack for each drill even when a `make up` stack runs")
     for name, scenario in SCENARIOS.items():
         drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
                             help=f"{scenario.alert}: {scenario.fault}")
+    redraws = commands.add_parser("report", help=redraw.__doc__)
+    redraws.add_argument("path", type=Path, nargs="?", default=report.REPORT_DIR / "report.json")
+    redraws.set_defaults(run=redraw)
     commands.choices["logs"].add_argument("service")
     commands.choices["logs"].add_argument("--tail", type=int, default=100)
     args = parser.parse_args(argv)

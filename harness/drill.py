@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from harness import config
+from harness import config, signals
 from harness.observe import Alertmanager, Prometheus
 from harness.stack import Stack
 from harness.traffic import Traffic
@@ -89,6 +89,8 @@ class Record:
     silent_seen: dict[str, str] = field(default_factory=dict)
     traffic_during_fault: dict[str, int] = field(default_factory=dict)
     emails: list[dict] = field(default_factory=list)  # each with arrived_s after the fault
+    # Golden signals and the alert's pending/firing states from Prometheus: [s after the fault, value].
+    signals: dict[str, list[list[float]]] = field(default_factory=dict)
     timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
     verdict: str = "not run"
 
@@ -182,7 +184,7 @@ class Drill:
 
     def _drill(self, scenario: Scenario, record: Record, spec: config.AlertSpec, traffic: Traffic | None) -> None:
         restored = False
-        fault_at = time.monotonic()
+        fault_at, fault_epoch = time.monotonic(), time.time()
         record.fault_at = _now()
         arrivals: dict[int, float] = {}
         try:
@@ -211,6 +213,7 @@ class Drill:
                 say(f"drill {scenario.name}: restore (after a failure)")
                 scenario.restore(self.stack)
             self._note_emails(record, fault_at, arrivals)
+            self._note_signals(record, fault_epoch)
 
     def steady_state(self, spec: config.AlertSpec, traffic: Traffic | None) -> None:
         """Every target up, traffic seen (if any), no alert but the Watchdog, an empty inbox."""
@@ -332,6 +335,12 @@ class Drill:
             asdict(m) | {"recipients": list(m.recipients), "arrived_s": arrivals.get(i, now)}
             for i, m in enumerate(messages)
         ]
+
+    def _note_signals(self, record: Record, fault_epoch: float) -> None:
+        try:
+            record.signals = signals.read(self.prometheus, record.alert, fault_epoch, time.time())
+        except OSError as error:
+            record.timeouts.append(f"could not read the signals from Prometheus at the end: {error}")
 
 
 def _unless_down(read: Callable[[], set[str]], fallback: set[str]) -> set[str]:

@@ -20,6 +20,10 @@ class Prometheus:
         """The instant vector of a PromQL expression."""
         return self._get("/api/v1/query", query=expr)["result"]
 
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        """The range vector of a PromQL expression between two Unix times."""
+        return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
+
     def alert_states(self) -> dict[str, str]:
         """Each alert that is pending or firing, by name (firing wins over pending)."""
         states: dict[str, str] = {}

@@ -94,4 +94,4 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.section("chaos report")
     for line in report.table(records):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"written to {path}")
+    terminalreporter.write_line(f"written to {path} and {path.parent / 'index.html'}")

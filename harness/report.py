@@ -1,4 +1,4 @@
-"""The run report: reports/chaos/report.json and the same as a terminal table."""
+"""The run report: reports/chaos/report.json, index.html with a timeline per drill, and a terminal table."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jinja2
+
+from harness import timeline
 from harness.drill import Record
 
 REPORT_DIR = Path("reports") / "chaos"
@@ -24,9 +27,46 @@ COLUMNS = (
     ("verdict", "verdict", "{}"),
 )
 
+PAGE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Chaos drill report</title>
+<style>
+body { font-family: sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
+th:first-child, td:first-child, td:nth-child(2) { text-align: left; }
+.pass { color: #2a7a2a; font-weight: bold; } .fail { color: #b00; font-weight: bold; }
+img { max-width: 100%; border: 1px solid #ddd; } code { background: #f4f4f4; }
+</style></head><body>
+<h1>Chaos drill report</h1>
+<p>Generated {{ generated_at }}. {{ note }}.</p>
+<table>
+<tr>{% for title in titles %}<th>{{ title }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for cell in row %}<td{% if cell in ("pass", "fail") %} class="{{ cell }}"{% endif %}>
+{%- if loop.first %}<a href="#{{ cell }}">{{ cell }}</a>{% else %}{{ cell }}{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% for drill in scenarios %}
+<h2 id="{{ drill.scenario }}">{{ drill.scenario }}: {{ drill.alert }}
+<span class="{{ drill.verdict }}">{{ drill.verdict }}</span></h2>
+<p><b>Fault:</b> {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
+<b>Expected:</b> a {{ drill.severity }} email to {{ drill.recipient }} between {{ drill.floor_s|round|int }} s
+and {{ drill.bound_s|round|int }} s after the fault (bound = {{ drill.bound_why }}), SLO window
+{{ drill.slo_s|round|int }} s.<br>
+<b>Measured:</b> pending {{ drill.pending_s }} s, firing {{ drill.firing_s }} s, active in Alertmanager
+{{ drill.active_s }} s, email {{ drill.email_s }} s after the fault; alert gone {{ drill.recovered_s }} s and
+resolved email {{ drill.resolved_email_s }} s after the restore.
+{% if drill.traffic_during_fault %}<br><b>Requests answered during the fault:</b>
+{% for status, count in drill.traffic_during_fault.items() %}{{ count }} &times; {{ status }}{{ ", " if not loop.last }}{% endfor %}{% endif %}
+</p>
+{% if drill.violations %}<ul>{% for violation in drill.violations %}<li class="fail">{{ violation }}</li>{% endfor %}</ul>{% endif %}
+<img src="{{ drill.scenario }}.png" alt="timeline of {{ drill.scenario }}">
+<p>Emails: {% for message in drill.emails %}<code>{{ message.subject }}</code> to {{ message.recipients|join(", ") }}
+at {{ message.arrived_s }} s{{ "; " if not loop.last }}{% else %}none{% endfor %}.</p>
+{% endfor %}
+</body></html>
+""")
+
 
 def write(records: list[Record], folder: Path = REPORT_DIR) -> Path:
-    """Write the records as report.json and return its path."""
+    """Write the records as report.json, index.html and a timeline PNG per drill; return the JSON's path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "report.json"
     document = {
@@ -35,14 +75,27 @@ def write(records: list[Record], folder: Path = REPORT_DIR) -> Path:
         "scenarios": [asdict(record) | {"violations": record.violations()} for record in records],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
+    render(path)
     return path
+
+
+def render(path: Path) -> Path:
+    """Turn a report.json into index.html and its timelines beside it, readable offline; return the page."""
+    document = json.loads(path.read_text())
+    for drill in document["scenarios"]:
+        timeline.draw(drill, path.parent / f"{drill['scenario']}.png")
+    rows = [_cells(drill) for drill in document["scenarios"]]
+    page = path.parent / "index.html"
+    page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows))
+    return page
 
 
 def table(records: list[Record]) -> list[str]:
     """The records as aligned text lines, a header first."""
-    rows = [[title for _, title, _ in COLUMNS]]
-    for record in records:
-        values = asdict(record)
-        rows.append(["-" if values[key] is None else fmt.format(values[key]) for key, _, fmt in COLUMNS])
+    rows = [[title for _, title, _ in COLUMNS]] + [_cells(asdict(record)) for record in records]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _cells(values: dict) -> list[str]:
+    return ["-" if values[key] is None else fmt.format(values[key]) for key, _, fmt in COLUMNS]

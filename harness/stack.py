@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import docker
 from docker.errors import NotFound
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy
@@ -34,13 +36,16 @@ STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
 CREATE_LIMIT = "100/second"
 LABEL = "shortener.stack"
 SERVICE_LABEL = "shortener.service"
+# Enough to find a running stack again from another process (the chaos script on `make up`'s).
+PORTS_LABEL = "shortener.ports"
+FLAVOUR_LABEL = "shortener.flavour"
 
 
 class HostContainer(DockerContainer):
     """A container on the host network: its ports are the host's and its address is 127.0.0.1."""
 
-    def __init__(self, image: str, stack: str, service: str):
-        super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service})
+    def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None):
+        super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})})
 
     def get_container_host_ip(self) -> str:
         return "127.0.0.1"
@@ -74,6 +79,31 @@ class Stack:
         self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
         self.containers: dict[str, HostContainer] = {}
         self.images: dict[str, images.Image] = {}
+        self.attached = False  # found running (e.g. `make up`'s): used, never removed
+
+    @classmethod
+    def attach(cls, name: str) -> "Stack | None":
+        """The running stack of that name, from its containers' labels; None when there is none."""
+        found = {
+            container.labels[SERVICE_LABEL]: container
+            for container in docker.from_env().containers.list(all=True, filters={"label": f"{LABEL}={name}"})
+        }
+        if not found:
+            return None
+        if any(PORTS_LABEL not in container.labels for container in found.values()):
+            raise RuntimeError(f"stack {name!r} was started by an older harness: `make down`, then `make up` again")
+        stack = cls(services=tuple(service for service in SERVICES if service in found), name=name)
+        stack.attached = True
+        stack.ports = json.loads(found[stack.services[0]].labels[PORTS_LABEL])
+        if "postgres" in found:
+            env = dict(item.split("=", 1) for item in found["postgres"].attrs["Config"]["Env"])
+            stack.postgres_password = env["POSTGRES_PASSWORD"]
+        for service in stack.services:
+            running = found[service]
+            stack.images[service] = images.Image(running.attrs["Config"]["Image"], running.labels[FLAVOUR_LABEL])
+            stack.containers[service] = SERVICES[service](stack)
+            stack.containers[service]._container = running  # testcontainers' handle on a started container
+        return stack
 
     # Addresses -----------------------------------------------------------------------
 
@@ -103,6 +133,8 @@ class Stack:
 
     def start(self) -> "Stack":
         """Start every service in dependency order, each ready before the next."""
+        if self.attached:
+            return self
         began = time.monotonic()
         self.images = images.ensure_all(self.services)
         for name in self.services:
@@ -116,7 +148,9 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        """Remove every container of the stack."""
+        """Remove every container of the stack (unless it was attached to: then it is left running)."""
+        if self.attached:
+            return
         for name in reversed(list(self.containers)):
             try:
                 self.containers.pop(name).stop()
@@ -152,7 +186,9 @@ class Stack:
 
 
 def _container(stack: Stack, name: str) -> HostContainer:
-    return HostContainer(stack.images[name].ref, stack.name, name)
+    image = stack.images[name]
+    labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour}
+    return HostContainer(image.ref, stack.name, name, labels)
 
 
 def _ready_http(port: int, path: str):

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run chaos drills by hand: the same scenarios and checks as the pytest chaos suite.
-#   scripts/chaos-test.sh --service-down | --postgres-down | ... | --all  [--dry-run]
+#   scripts/chaos-test.sh --service-down | --postgres-down | ... | --all  [--dry-run] [--fresh]
 #   scripts/chaos-test.sh --help
-# Each drill starts its own stack on free ports (a `make up` stack is left alone), restores
-# its fault even on Ctrl-C, writes reports/chaos/report.json, and exits 1 when an alert
-# misses its window.
+# Drills run on the stack `make up` started when it runs (watch its mail UI and Prometheus),
+# else each on a fresh stack of its own on free ports (--fresh forces that). Every fault is
+# restored even on Ctrl-C; the report goes to reports/chaos/ (report.json, index.html with a
+# timeline per drill); the exit status is 1 when an alert misses its window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec "${PYTHON:-.venv/bin/python}" -m harness drill "$@"

@@ -3,7 +3,7 @@
 import json
 from email.message import EmailMessage
 
-from harness import mail, report
+from harness import mail, report, signals
 from harness.drill import Record
 
 
@@ -101,6 +101,26 @@ def test_the_report_holds_each_measurement_and_verdict(tmp_path):
     header, row = report.table([record])
     assert header.split()[:3] == ["scenario", "alert", "SLO"]
     assert row.split() == ["service_down", "ServiceDown", "300", "60", "100", "15.0", "75.0", "76.0", "55.0", "pass"]
+
+
+def test_the_page_shows_each_drill_with_its_timeline_offline(tmp_path):
+    steady = [[float(at), 4.0] for at in range(-60, 140, 5)]
+    record = _record(verdict="fail", email_s=101.0, restore_s=80.0, signals={
+        "requests/s": steady, "5xx %": [[at, 0.0] for at, _ in steady], "p95 latency s": [[at, 0.01] for at, _ in steady],
+        "pending": [[at, 1.0] for at in (15.0, 20.0, 70.0)], "firing": [[at, 1.0] for at in range(75, 140, 5)],
+    })
+    report.write([record], tmp_path)
+    page = (tmp_path / "index.html").read_text()
+    assert '<img src="service_down.png"' in page and "email after 101 s: later than the bound 100 s" in page
+    assert "http" not in page.replace("http-equiv", "")  # nothing fetched from a server
+    picture = (tmp_path / "service_down.png").read_bytes()
+    assert picture.startswith(b"\x89PNG") and len(picture) > 10_000
+
+
+def test_a_state_gap_longer_than_two_steps_splits_its_span():
+    points = [[at, 1.0] for at in (15.0, 20.0, 25.0, 70.0, 75.0)]
+    assert signals.spans(points) == [(15.0, 25.0), (70.0, 75.0)]
+    assert signals.spans([]) == []
 
 
 def test_an_slo_window_beyond_five_minutes_is_a_failure_even_when_met():
