@@ -60,7 +60,9 @@ class AlertSpec:
     @property
     def resolved_bound(self) -> float:
         """Latest the resolved email may arrive after the fault is undone."""
-        return self.scrape_interval + self.evaluation_interval + self.group_interval + DELIVERY_SLACK
+        # The range window must drain of the fault's samples before the expression drops
+        # below its threshold; then the route sends on its next group_interval tick.
+        return self.window_s + self.scrape_interval + self.evaluation_interval + self.group_interval + DELIVERY_SLACK
 
 
 def alert(name: str) -> AlertSpec:

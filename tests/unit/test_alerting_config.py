@@ -41,6 +41,8 @@ def test_a_windowed_alert_waits_for_its_window_to_fill():
     spec = config.alert("HighLatency")
     assert (spec.window_s, spec.for_s, spec.group_wait) == (60, 60, 10)
     assert spec.bound == 60 + 60 + 15 + 15 + 10 + config.DELIVERY_SLACK
+    # Once the fault is undone, the window must drain too before the alert resolves.
+    assert spec.resolved_bound == 60 + 15 + 15 + spec.group_interval + config.DELIVERY_SLACK
     assert (spec.receiver, spec.recipient) == ("team-email", "team@shortener.example")
 
 
