@@ -6,7 +6,9 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; `down` cleans up.
@@ -14,7 +16,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import config, report  # noqa: E402
+from harness import config, report, waiting  # noqa: E402
 from harness.drill import Drill, Scenario  # noqa: E402
 from harness.scenarios import SCENARIOS  # noqa: E402
 from harness.stack import LABEL, SERVICE_LABEL, Stack  # noqa: E402
@@ -110,34 +112,49 @@ def _running_up_stack() -> Stack | None:
 def drill(args) -> int:
     """Run chaos drills by hand, on the `make up` stack if it runs, else each on a fresh stack; exit 1 when an alert misses its window."""
     chosen = [scenario for name, scenario in SCENARIOS.items() if args.all or getattr(args, name)]
-    if not chosen:
-        print("choose a scenario or --all (see --help)", file=sys.stderr)
+    if not chosen or args.repeat < 1 or args.parallel < 1:
+        print("choose a scenario or --all, --repeat and --parallel at least 1 (see --help)", file=sys.stderr)
         return 2
-    attached = None if args.fresh else _running_up_stack()
+    # Drills side by side need a stack each; one stack serves drills one after the other.
+    attached = None if args.fresh or args.parallel > 1 else _running_up_stack()
+    jobs = [(scenario, run) for scenario in chosen for run in range(1, args.repeat + 1)]
     if args.dry_run:
         for scenario in chosen:
             print("\n".join(_plan(scenario, attached is not None)), flush=True)
+        if len(jobs) > len(chosen) or args.parallel > 1:
+            print(f"{len(jobs)} drills ({args.repeat} of each), {args.parallel} at a time", flush=True)
         return 0
     if attached:
         print(f"drilling on the running `make up` stack ({attached.url('app')}); --fresh starts one per drill instead",
               flush=True)
-    # Ctrl-C, or a TERM from a CI runner, must still restore the fault and remove the stack.
+    # Ctrl-C, or a TERM from a CI runner, must still restore every fault and remove every stack.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
-    records = []
+
+    def one(scenario: Scenario, run: int):
+        threading.current_thread().name = scenario.name if run == 1 else f"{scenario.name}-{run}"
+        with attached or Stack() as stack:  # the finally of Drill.run restores the fault
+            return Drill(stack).run(scenario, run)
+
+    began = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=args.parallel)
+    futures = [pool.submit(one, scenario, run) for scenario, run in jobs]
     try:
-        for scenario in chosen:
-            with attached or Stack() as stack:  # the finally of Drill.run restores the fault, even on Ctrl-C
-                records.append(Drill(stack).run(scenario))
+        records = [future.result() for future in futures]
     except KeyboardInterrupt:
-        print("interrupted: the fault was restored and the stack removed", file=sys.stderr)
+        waiting.abort.set()  # every wait ends: each drill restores its fault and removes its stack
+        pool.shutdown(cancel_futures=True)
+        print("interrupted: every fault was restored and every stack removed", file=sys.stderr)
         return 130
+    pool.shutdown()
     path = report.write(records)
     print("\n".join(report.table(records)))
+    print(f"{len(records)} drills, {args.parallel} at a time, in {time.monotonic() - began:.0f} s "
+          f"(one after the other they took {sum(record.duration_s for record in records):.0f} s, stacks aside)")
     print(f"written to {path} and {path.parent / 'index.html'}")
     for record in records:
         for violation in record.violations():
-            print(f"FAIL {record.scenario}: {violation}", file=sys.stderr)
+            print(f"FAIL {record.name}: {violation}", file=sys.stderr)
     return 1 if any(record.violations() for record in records) else 0
 
 
@@ -161,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     drills.add_argument("--dry-run", action="store_true", help="print each step it would take; touch nothing")
     drills.add_argument("--fresh", action="store_true",
                         help="a fresh stack for each drill even when a `make up` stack runs")
+    drills.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run each chosen scenario N times (the spread of its timings)")
+    drills.add_argument("--parallel", type=int, default=1, metavar="K",
+                        help="run K drills at a time, each on a fresh stack of its own")
     for name, scenario in SCENARIOS.items():
         drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
                             help=f"{scenario.alert}: {scenario.fault}")

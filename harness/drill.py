@@ -72,6 +72,7 @@ class Record:
     bound_s: float
     resolved_bound_s: float
     bound_why: str = ""
+    run: int = 1  # which repetition of the scenario (`--repeat`)
     inhibited: list[str] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
@@ -92,7 +93,13 @@ class Record:
     # Golden signals and the alert's pending/firing states from Prometheus: [s after the fault, value].
     signals: dict[str, list[list[float]]] = field(default_factory=dict)
     timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
+    duration_s: float | None = None  # the whole drill, from the steady-state wait to the resolved email
     verdict: str = "not run"
+
+    @property
+    def name(self) -> str:
+        """The drill's name in the report: the scenario's, and its run when repeated."""
+        return self.scenario if self.run == 1 else f"{self.scenario}-{self.run}"
 
     def violations(self) -> list[str]:
         """Every expectation this drill broke, in words; empty when it passed."""
@@ -159,11 +166,12 @@ class Drill:
         self.inbox = stack.inbox
         self.records: list[Record] = []
 
-    def run(self, scenario: Scenario) -> Record:
+    def run(self, scenario: Scenario, run: int = 1) -> Record:
         """Steady state, inject, observe to the email, restore, observe to the resolved email."""
+        began = time.monotonic()
         spec = config.alert(scenario.alert)
         record = Record(
-            scenario=scenario.name, alert=spec.name, severity=scenario.severity, recipient=scenario.recipient,
+            scenario=scenario.name, run=run, alert=spec.name, severity=scenario.severity, recipient=scenario.recipient,
             fault=scenario.fault, slo_s=spec.slo_s, floor_s=spec.for_s, bound_s=scenario.bound(spec),
             resolved_bound_s=spec.resolved_bound, bound_why=_bound_why(spec, scenario),
             inhibited=list(scenario.inhibited), silent=list(scenario.silent),
@@ -179,6 +187,7 @@ class Drill:
         finally:
             if traffic:
                 traffic.stop()
+            record.duration_s = round(time.monotonic() - began, 1)
         record.verdict = "fail" if record.violations() else "pass"
         return record
 

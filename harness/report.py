@@ -15,7 +15,7 @@ from harness.drill import Record
 REPORT_DIR = Path("reports") / "chaos"
 
 COLUMNS = (
-    ("scenario", "scenario", "{}"),
+    ("name", "scenario", "{}"),
     ("alert", "alert", "{}"),
     ("slo_s", "SLO s", "{:.0f}"),
     ("floor_s", "for s", "{:.0f}"),
@@ -44,7 +44,7 @@ img { max-width: 100%; border: 1px solid #ddd; } code { background: #f4f4f4; }
 {%- if loop.first %}<a href="#{{ cell }}">{{ cell }}</a>{% else %}{{ cell }}{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% for drill in scenarios %}
-<h2 id="{{ drill.scenario }}">{{ drill.scenario }}: {{ drill.alert }}
+<h2 id="{{ drill.name }}">{{ drill.name }}: {{ drill.alert }}
 <span class="{{ drill.verdict }}">{{ drill.verdict }}</span></h2>
 <p><b>Fault:</b> {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
 <b>Expected:</b> a {{ drill.severity }} email to {{ drill.recipient }} between {{ drill.floor_s|round|int }} s
@@ -57,7 +57,7 @@ resolved email {{ drill.resolved_email_s }} s after the restore.
 {% for status, count in drill.traffic_during_fault.items() %}{{ count }} &times; {{ status }}{{ ", " if not loop.last }}{% endfor %}{% endif %}
 </p>
 {% if drill.violations %}<ul>{% for violation in drill.violations %}<li class="fail">{{ violation }}</li>{% endfor %}</ul>{% endif %}
-<img src="{{ drill.scenario }}.png" alt="timeline of {{ drill.scenario }}">
+<img src="{{ drill.name }}.png" alt="timeline of {{ drill.name }}">
 <p>Emails: {% for message in drill.emails %}<code>{{ message.subject }}</code> to {{ message.recipients|join(", ") }}
 at {{ message.arrived_s }} s{{ "; " if not loop.last }}{% else %}none{% endfor %}.</p>
 {% endfor %}
@@ -72,7 +72,7 @@ def write(records: list[Record], folder: Path = REPORT_DIR) -> Path:
     document = {
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "note": "times in seconds: pending/firing/active/email after the fault; recovered/resolved_email after the restore",
-        "scenarios": [asdict(record) | {"violations": record.violations()} for record in records],
+        "scenarios": [_document(record) for record in records],
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     render(path)
@@ -83,7 +83,7 @@ def render(path: Path) -> Path:
     """Turn a report.json into index.html and its timelines beside it, readable offline; return the page."""
     document = json.loads(path.read_text())
     for drill in document["scenarios"]:
-        timeline.draw(drill, path.parent / f"{drill['scenario']}.png")
+        timeline.draw(drill, path.parent / f"{drill['name']}.png")
     rows = [_cells(drill) for drill in document["scenarios"]]
     page = path.parent / "index.html"
     page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows))
@@ -92,9 +92,13 @@ def render(path: Path) -> Path:
 
 def table(records: list[Record]) -> list[str]:
     """The records as aligned text lines, a header first."""
-    rows = [[title for _, title, _ in COLUMNS]] + [_cells(asdict(record)) for record in records]
+    rows = [[title for _, title, _ in COLUMNS]] + [_cells(_document(record)) for record in records]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def _document(record: Record) -> dict:
+    return asdict(record) | {"name": record.name, "violations": record.violations()}
 
 
 def _cells(values: dict) -> list[str]:

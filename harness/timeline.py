@@ -20,7 +20,7 @@ def draw(record: dict, path: Path) -> Path:
     figure, axes = plt.subplots(1 + len(signals.GOLDEN_SIGNALS), 1, sharex=True, figsize=(10, 7.5),
                                 gridspec_kw={"height_ratios": [1.3] + [1] * len(signals.GOLDEN_SIGNALS)})
     lanes = axes[0]
-    figure.suptitle(f"{record['scenario']}: {record['alert']} ({record['verdict']})", fontsize=12)
+    figure.suptitle(f"{record['name']}: {record['alert']} ({record['verdict']})", fontsize=12)
     fault_end = record["restore_s"]
     for axis in axes:
         if fault_end is not None:

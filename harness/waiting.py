@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Callable, TypeVar
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, stop_when_event_set, wait_fixed
 
 T = TypeVar("T")
 
@@ -20,10 +21,15 @@ def _print(line: str) -> None:
 # The pytest plugin points this at the terminal reporter so progress shows under capture.
 sink: Callable[[str], None] = _print
 
+# Set on Ctrl-C while drills run in threads: every wait then ends at once, so that each
+# drill restores its fault and removes its stack (only the main thread sees the signal).
+abort = threading.Event()
+
 
 def say(line: str) -> None:
-    """Show one progress line."""
-    sink(line)
+    """Show one progress line (prefixed by the drill's thread name when drills run side by side)."""
+    thread = threading.current_thread()
+    sink(line if thread is threading.main_thread() else f"[{thread.name}] {line}")
 
 
 class WaitTimeout(AssertionError):
@@ -61,12 +67,14 @@ def wait_until(
 
     try:
         return Retrying(
-            stop=stop_after_delay(timeout),
+            stop=stop_after_delay(timeout) | stop_when_event_set(abort),
             wait=wait_fixed(interval),
             retry=retry_if_result(lambda value: isinstance(value, OSError) or not done(value)),
             before_sleep=progress,
         )(observe)
     except RetryError:
+        if abort.is_set():
+            raise WaitTimeout(f"interrupted while waiting for {what}; last seen: {_short(seen)}") from None
         message = f"timed out after {timeout:.0f} s waiting for {what}; last seen: {_short(seen)}"
         raise WaitTimeout(f"{message}. {hint}".strip()) from None
 
