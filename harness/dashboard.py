@@ -74,7 +74,8 @@ def queries(model: dict) -> list[Query]:
             found.append(Query(panel["title"], target.get("refId", ""), uid, target.get("expr", "")))
     for annotation in model.get("annotations", {}).get("list", []):
         if "expr" in annotation:
-            found.append(Query(f"annotation {annotation['name']}", "", annotation["datasource"]["uid"], annotation["expr"]))
+            uid = annotation["datasource"]["uid"]
+            found.append(Query(f"annotation {annotation['name']}", "", uid, annotation["expr"]))
     return found
 
 

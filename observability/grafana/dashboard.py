@@ -36,7 +36,8 @@ REQUESTS = 'http_requests_total{job="app", route!="/metrics"}'
 NOT_5XX = 'http_requests_total{job="app", route!="/metrics", status!~"5.."}'
 BUCKETS = 'http_request_duration_seconds_bucket{job="app", route!="/metrics"}'
 
-UP_DOWN = [ValueMap({"0": ValueMappingResult(text="DOWN", color="red"), "1": ValueMappingResult(text="UP", color="green")})]
+UP_DOWN = [ValueMap({"0": ValueMappingResult(text="DOWN", color="red"),
+                     "1": ValueMappingResult(text="UP", color="green")})]
 
 
 def _query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
@@ -51,7 +52,8 @@ def _log_query(expr: str) -> loki.Dataquery:
 
 
 def _steps(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
-    return dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([Threshold(value, color) for value, color in steps])
+    thresholds = [Threshold(value, color) for value, color in steps]
+    return dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(thresholds)
 
 
 def _error_ratio(window: str) -> str:
@@ -61,7 +63,8 @@ def _error_ratio(window: str) -> str:
 
 def app_up() -> stat.Panel:
     return (
-        stat.Panel().title("App up").description("Whether Prometheus can scrape the app (ServiceDown fires after 1m at 0).")
+        stat.Panel().title("App up")
+        .description("Whether Prometheus can scrape the app (ServiceDown fires after 1m at 0).")
         .with_target(_query('up{job="app"}', "{{instance}}", instant=True))
         .datasource(PROMETHEUS).mappings(UP_DOWN).thresholds(_steps((None, "red"), (1, "green"))).height(4).span(4)
     )
@@ -69,7 +72,8 @@ def app_up() -> stat.Panel:
 
 def uptime() -> stat.Panel:
     return (
-        stat.Panel().title("Uptime").description("Share of scrapes that found the app up over the dashboard's time range.")
+        stat.Panel().title("Uptime")
+        .description("Share of scrapes that found the app up over the dashboard's time range.")
         .with_target(_query('avg_over_time(up{job="app"}[$__range])', instant=True))
         .datasource(PROMETHEUS).unit("percentunit").decimals(3)
         .thresholds(_steps((None, "red"), (SLO, "green"))).height(4).span(4)
@@ -91,7 +95,8 @@ def error_budget() -> stat.Panel:
     window = "30d"
     return (
         stat.Panel().title("Error budget remaining (99.9 %, 30d)")
-        .description("Share of the 30-day budget of 0.1 % failed requests (5xx) not yet spent; below 0 it is overspent.")
+        .description("Share of the 30-day budget of 0.1 % failed requests (5xx) not yet spent;"
+                     " below 0 it is overspent.")
         .with_target(_query(f"1 - ({_error_ratio(window)}) / {1 - SLO:.3f}", instant=True))
         .datasource(PROMETHEUS).unit("percentunit").decimals(1)
         .thresholds(_steps((None, "red"), (0.25, "orange"), (0.5, "green"))).height(4).span(8)
@@ -168,7 +173,8 @@ def dependencies() -> timeseries.Panel:
 
 def app_logs() -> logs.Panel:
     return (
-        logs.Panel().title("App logs").description("The app's JSON log lines, parsed; request_id ties a line to a request.")
+        logs.Panel().title("App logs")
+        .description("The app's JSON log lines, parsed; request_id ties a line to a request.")
         .with_target(_log_query('{service="app"} | json'))
         .datasource(LOKI).sort_order(LogsSortOrder.DESCENDING).enable_log_details(True).height(10).span(12)
     )

@@ -25,8 +25,8 @@ def _without_data(prometheus: Prometheus, queries: list[dashboard.Query]) -> lis
 
 def _panel_values(prometheus: Prometheus, title: str) -> list[float]:
     """The current value of every series of every query of one panel."""
-    return [float(series["value"][1]) for query in dashboard.prometheus_queries(dashboard.load()) if query.panel == title
-            for series in prometheus.query(query.concrete)]
+    panel = [query for query in dashboard.prometheus_queries(dashboard.load()) if query.panel == title]
+    return [float(series["value"][1]) for query in panel for series in prometheus.query(query.concrete)]
 
 
 def _live_metric_names(stack: Stack) -> set[str]:
@@ -37,7 +37,7 @@ def _live_metric_names(stack: Stack) -> set[str]:
 
 @pytest.fixture(scope="module")
 def outage(stack):
-    """Traffic, then Postgres stopped until every panel query has data (or the wait runs out); undone after the module."""
+    """Traffic, then Postgres stopped until every panel query has data (or the wait ends); undone after the module."""
     prometheus = Prometheus(stack.url("prometheus"))
     queries = dashboard.prometheus_queries(dashboard.load())
     traffic = Traffic(stack.url("app")).start()

@@ -1,4 +1,4 @@
-"""The committed Grafana dashboard, its provisioning and the Loki/Promtail configs: valid, generated, on real metric names."""
+"""The committed Grafana dashboard, its provisioning, Loki and Promtail: valid, generated, on real metric names."""
 
 import re
 import subprocess
@@ -6,11 +6,11 @@ import subprocess
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
+from shortener import metrics
 
 from harness import checks, dashboard, stack
 from harness.config import ROOT
 from observability.grafana import dashboard as generator
-from shortener import metrics
 
 MODEL = dashboard.load()
 REQUIRED_PANELS = {
@@ -132,7 +132,8 @@ def test_log_panels_select_streams_by_promtail_labels_only():
 
 def test_datasources_have_the_dashboards_uids_and_take_urls_from_the_environment():
     sources = {s["uid"]: s for s in yaml.safe_load(dashboard.DATASOURCES.read_text())["datasources"]}
-    assert {uid: s["type"] for uid, s in sources.items()} == {"prometheus": "prometheus", "loki": "loki", "jaeger": "jaeger"}
+    assert {uid: s["type"] for uid, s in sources.items()} == {
+        "prometheus": "prometheus", "loki": "loki", "jaeger": "jaeger"}
     assert {uid: s["url"] for uid, s in sources.items()} == {
         "prometheus": "${PROMETHEUS_URL}", "loki": "${LOKI_URL}", "jaeger": "${JAEGER_URL}"}
     assert sources["prometheus"]["jsonData"]["timeInterval"] == "15s"  # what $__rate_interval = 1m assumes
@@ -181,5 +182,6 @@ def test_no_grafana_admin_password_is_committed():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     # A value after the setting's name, or the default pair written out.
     secret = re.compile(r"(?i)(admin_password|GF_SECURITY_ADMIN_PASSWORD)\s*[:=]\s*\S|admin[/:]admin\b")
-    found = [name for name in tracked if (ROOT / name).is_file() and secret.search((ROOT / name).read_text(errors="ignore"))]
+    found = [name for name in tracked
+             if (ROOT / name).is_file() and secret.search((ROOT / name).read_text(errors="ignore"))]
     assert not found, f"files that carry a Grafana admin password: {found}"
