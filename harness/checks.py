@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
+import yaml
 
 from harness import config, images
 
@@ -22,9 +25,9 @@ class ToolRun:
     output: str
 
 
-def _run(image: str, tool: str, args: list[str]) -> ToolRun:
+def _run(image: str, tool: str, args: list[str], volumes: dict = MOUNTS) -> ToolRun:
     container = docker.from_env().containers.run(
-        images.ensure(image).ref, entrypoint=[tool], command=args, volumes=MOUNTS,
+        images.ensure(image).ref, entrypoint=[tool], command=args, volumes=volumes,
         network_mode="host", working_dir="/etc", detach=True,
     )
     try:
@@ -42,3 +45,15 @@ def promtool(*args: str) -> ToolRun:
 def amtool(*args: str) -> ToolRun:
     """Run amtool of the Alertmanager image; its configuration is under /etc/alertmanager."""
     return _run("alertmanager", "amtool", list(args))
+
+
+def promtool_parse(expressions: dict[str, str]) -> ToolRun:
+    """Parse PromQL expressions with the image's promtool, each as a recording rule named by its key."""
+    rules = [{"record": name, "expr": expr} for name, expr in expressions.items()]
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder).chmod(0o755)  # promtool runs as another user in the container
+        path = Path(folder) / "queries.yml"
+        path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
+        path.chmod(0o644)
+        return _run("prometheus", "promtool", ["check", "rules", "/queries/queries.yml"],
+                    {folder: {"bind": "/queries", "mode": "ro"}})
