@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from docker.errors import NotFound
+from docker.errors import APIError
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy
 
@@ -120,8 +120,9 @@ class Stack:
         for name in reversed(list(self.containers)):
             try:
                 self.containers.pop(name).stop()
-            except NotFound:  # already removed, e.g. by `make down`
-                pass
+            except APIError as error:
+                if error.status_code not in (404, 409):  # already removed, or being removed, e.g. by `make down`
+                    raise
 
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
