@@ -17,8 +17,8 @@ engine:  ## a Docker engine that answers (installs and starts one as root if nee
 images: engine $(VENV)/.installed  ## build or pull every image (cached by a hash of its inputs)
 	$(PY) -m harness.images
 
-up: images  ## the whole stack on the usual ports, URLs printed, until Ctrl-C or `make down`
-	$(PY) -m harness up
+up: images  ## the whole stack on the usual ports, URLs printed, until Ctrl-C or `make down`; TRAFFIC=1 adds background traffic
+	$(PY) -m harness up $(if $(filter 1,$(TRAFFIC)),--traffic)
 
 down:  ## stop the stack that `make up` started
 	$(PY) -m harness down
