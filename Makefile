@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICE ?= app
 
-.PHONY: up down logs test unit chaos images engine clean
+.PHONY: up down logs test unit chaos images engine compose wheels clean
 
 $(VENV)/.installed: requirements-test.txt service/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ unit: images
 
 chaos: images
 	$(VENV)/bin/tox -e chaos
+
+compose: $(VENV)/.installed  ## regenerate docker-compose.yml from the stack definition
+	$(PY) -m harness compose
+
+wheels: $(VENV)/.installed  ## the app's wheels in service/wheels, which `docker-compose up --build` needs
+	$(PY) -m pip wheel --quiet -w service/wheels -r service/requirements.txt
 
 clean:
 	rm -rf $(VENV) .tox reports

@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|compose`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import config, images, report  # noqa: E402
+from harness import compose, config, images, report  # noqa: E402
 from harness.drill import Drill, Scenario  # noqa: E402
 from harness.scenarios import SCENARIOS  # noqa: E402
 from harness.stack import CORE, DEMO, LABEL, SERVICE_LABEL, Stack  # noqa: E402
@@ -168,6 +168,12 @@ def drill(args) -> int:
     return 1 if any(record.violations() for record in records) else 0
 
 
+def write_compose(_args) -> int:
+    """Write docker-compose.yml from the stack definition (commit it: a unit test checks it is current)."""
+    print(f"wrote {compose.write()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ups.set_defaults(run=up)
     ups.add_argument("--traffic", action="store_true",
                      help="background traffic against the app, so that the metrics and dashboards show life at once")
+    commands.add_parser("compose", help=write_compose.__doc__).set_defaults(run=write_compose)
     for command, run in (("down", down), ("logs", logs)):
         sub = commands.add_parser(command, help=run.__doc__)
         sub.add_argument("--stack", default=UP, help="stack name (default: %(default)s)")
