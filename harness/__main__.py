@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill|report`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|report|compose`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -16,36 +16,32 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import config, report, waiting  # noqa: E402
+from harness import compose, config, images, report, waiting  # noqa: E402
 from harness.drill import Drill, Scenario  # noqa: E402
 from harness.scenarios import SCENARIOS  # noqa: E402
-from harness.stack import LABEL, SERVICE_LABEL, Stack  # noqa: E402
+from harness.stack import CORE, DEMO, LABEL, SERVICE_LABEL, Stack  # noqa: E402
+from harness.traffic import CLIENTS, Traffic  # noqa: E402
 
 UP = "up"  # the stack name `make up` uses, so that `make down` and `make logs` find it
+DEMO_TITLES = {"grafana": "Grafana", "loki": "Loki", "promtail": "Promtail", "jaeger": "Jaeger"}
+DEMO_PATHS = {"grafana": "", "loki": "/ready", "promtail": "/targets", "jaeger": ""}
 
 
-def up(_args) -> int:
-    """Start the stack on the usual ports (where free), print its URLs, run until Ctrl-C."""
-    stack = Stack(usual_ports=True, name=UP)
+def plan() -> tuple[tuple[str, ...], dict[str, str]]:
+    """The services `up` starts (the demo ones the image set has), and why it cannot start each other one."""
+    found, unavailable = images.ensure_available(DEMO)
+    return CORE + tuple(found), unavailable
+
+
+def up(args) -> int:
+    """Start the stack on the usual ports (where free), with the demo services the image set has, until Ctrl-C."""
+    services, unavailable = plan()
+    stack = Stack(services=services, usual_ports=True, name=UP)
     # `make down` from another terminal stops the containers; SIGTERM ends this process too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with stack:
-        print("\nThe shortener and its incident-response stack are up:", flush=True)
-        for title, url in (
-            ("app", stack.url("app")),
-            ("app readiness", stack.url("app") + "/health/ready"),
-            ("app metrics", stack.url("app") + "/metrics"),
-            ("Prometheus", stack.url("prometheus")),
-            ("Prometheus alerts", stack.url("prometheus") + "/alerts"),
-            ("Alertmanager", stack.url("alertmanager")),
-            (f"mail UI ({stack.mail_flavour.name})", stack.url("mailsink")),
-        ):
-            print(f"  {title:<22} {url}", flush=True)
-        print(f"  {'postgres':<22} postgresql://shortener:<password>@{stack.address('postgres')}/shortener", flush=True)
-        print(f"  {'redis':<22} {stack.redis_url}", flush=True)
-        print('\nTry: curl -s -XPOST -H "Content-Type: application/json" '
-              f"-d '{{\"url\": \"https://example.org\"}}' {stack.url('app')}/shorten", flush=True)
-        print("Ctrl-C or `make down` stops it.", flush=True)
+        print("\n".join(summary(stack, unavailable, args.traffic)), flush=True)
+        traffic = Traffic(stack.url("app")).start() if args.traffic else None
         try:
             while True:  # until Ctrl-C, or until `make down` removes the containers
                 time.sleep(2)
@@ -55,7 +51,52 @@ def up(_args) -> int:
             print("\nstopping the stack", flush=True)
         except docker.errors.NotFound:
             print("the stack was taken down", flush=True)
+        finally:
+            if traffic:
+                traffic.stop()
     return 0
+
+
+def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[str]:
+    """What `up` prints once the stack is ready: its URLs, what it could not start and why, what to try."""
+    urls = [
+        ("app", stack.url("app")),
+        ("app readiness", stack.url("app") + "/health/ready"),
+        ("app metrics", stack.url("app") + "/metrics"),
+        ("Prometheus", stack.url("prometheus")),
+        ("Prometheus alerts", stack.url("prometheus") + "/alerts"),
+        ("Alertmanager", stack.url("alertmanager")),
+        (f"mail UI ({stack.mail_flavour.name})", stack.url("mailsink")),
+        *((DEMO_TITLES[name], stack.url(name) + DEMO_PATHS[name]) for name in DEMO if name in stack.services),
+        ("postgres", f"postgresql://shortener:<password>@{stack.address('postgres')}/shortener"),
+        ("redis", stack.redis_url),
+    ]
+    lines = ["", "The shortener and its incident-response stack are up:", *(f"  {t:<22} {u}" for t, u in urls)]
+    if "grafana" in stack.services:
+        password = ("$GF_SECURITY_ADMIN_PASSWORD" if stack.environ.get("GF_SECURITY_ADMIN_PASSWORD")
+                    else f"{stack.grafana_password} (made up for this run)")
+        lines.append(f"  {'Grafana login':<22} admin / {password}")
+    if "jaeger" in stack.services:
+        lines.append(f"  {'app traces to':<22} {stack.url('otlp')} (Jaeger's OTLP/HTTP)")
+    by_reason: dict[str, list[str]] = {}
+    for name, why in unavailable.items():
+        by_reason.setdefault(why, []).append(DEMO_TITLES[name])
+    lines += [f"{_enumerate(titles)}: not started: {why}" for why, titles in by_reason.items()]
+    lines.append("")
+    if traffic:
+        lines.append(f"Background traffic: {CLIENTS} clients create and follow links on {stack.url('app')} "
+                     "until the stack stops.")
+    else:
+        lines.append('Try: curl -s -XPOST -H "Content-Type: application/json" '
+                     f"-d '{{\"url\": \"https://example.org\"}}' {stack.url('app')}/shorten"
+                     "   (or `make up TRAFFIC=1` for background traffic)")
+    lines.append("Ctrl-C or `make down` stops it.")
+    return lines
+
+
+def _enumerate(titles: list[str]) -> str:
+    """Titles joined for a sentence: "A, B and C"."""
+    return ", ".join(titles[:-1]) + " and " + titles[-1] if len(titles) > 1 else titles[0]
 
 
 def _containers(stack: str, *labels: str):
@@ -164,10 +205,20 @@ def redraw(args) -> int:
     return 0
 
 
+def write_compose(_args) -> int:
+    """Write docker-compose.yml from the stack definition (commit it: a unit test checks it is current)."""
+    print(f"wrote {compose.write()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help=up.__doc__).set_defaults(run=up)
+    ups = commands.add_parser("up", help=up.__doc__, description=up.__doc__)
+    ups.set_defaults(run=up)
+    ups.add_argument("--traffic", action="store_true",
+                     help="background traffic against the app, so that the metrics and dashboards show life at once")
+    commands.add_parser("compose", help=write_compose.__doc__).set_defaults(run=write_compose)
     for command, run in (("down", down), ("logs", logs)):
         sub = commands.add_parser(command, help=run.__doc__)
         sub.add_argument("--stack", default=UP, help="stack name (default: %(default)s)")

@@ -13,6 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "observability" / "prometheus"
 ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
+GRAFANA_DIR = ROOT / "observability" / "grafana"
+LOKI_DIR = ROOT / "observability" / "loki"
 
 # Time an email may take after Alertmanager decides to send it: SMTP to the sink, the
 # harness's 1 s polling of the inbox, and the start of a restored container.

@@ -9,6 +9,8 @@ Two sets behind one switch, the environment variable ``HARNESS_IMAGES``:
   else the local one.
 
 The app is built in both sets from ``service/Dockerfile``; its base decides its flavour.
+Grafana, Loki, Promtail and Jaeger have no Debian package: they are upstream only, and
+unavailable where the local set is chosen or the upstream image cannot be pulled.
 Local images are tagged by a hash of their inputs, so an unchanged image is never rebuilt.
 
 ``python -m harness.images [name ...]`` ensures images and prints ``name ref flavour``.
@@ -56,6 +58,10 @@ class ImageError(RuntimeError):
     """An image could not be pulled or built."""
 
 
+class ImageUnavailable(ImageError):
+    """The image set in use cannot provide this image at all (an upstream-only image without a registry)."""
+
+
 @dataclass(frozen=True)
 class Image:
     ref: str       # tag to run, e.g. "prom/prometheus:v2.42.0" or "shortener-local/prometheus:3f2a9c1b7d0e"
@@ -79,7 +85,7 @@ class Spec:
 
     name: str
     upstream: str | None      # pinned official image; None: built in both sets (on UPSTREAM_BASE)
-    recipe: Path              # folder with the Dockerfile; all its files are build inputs
+    recipe: Path | None       # folder with the Dockerfile, all its files build inputs; None: upstream only
     prepare: Callable[[Path], None] | None = None   # adds host-built inputs to the context
 
 
@@ -95,6 +101,10 @@ SPECS = {
         Spec("redis-exporter", "oliver006/redis_exporter:v1.45.0", RECIPES / "redis-exporter"),
         Spec("postgres-exporter", "quay.io/prometheuscommunity/postgres-exporter:v0.11.1",
              RECIPES / "postgres-exporter"),
+        Spec("grafana", "grafana/grafana:11.3.0", None),
+        Spec("loki", "grafana/loki:3.2.1", None),
+        Spec("promtail", "grafana/promtail:3.2.1", None),
+        Spec("jaeger", "jaegertracing/all-in-one:1.62.0", None),
     )
 }
 ALL = tuple(SPECS)
@@ -120,6 +130,17 @@ def ensure_all(names: Iterable[str] = ALL) -> dict[str, Image]:
     return {name: ensure(name) for name in names}
 
 
+def ensure_available(names: Iterable[str]) -> tuple[dict[str, Image], dict[str, str]]:
+    """Ensure the images the image set can provide; return them, and why each other one is unavailable."""
+    found, unavailable = {}, {}
+    for name in names:
+        try:
+            found[name] = ensure(name)
+        except ImageUnavailable as why:
+            unavailable[name] = str(why)
+    return found, unavailable
+
+
 def _mode() -> str:
     mode = os.environ.get("HARNESS_IMAGES", "auto").strip().lower() or "auto"
     if mode not in MODES:
@@ -128,6 +149,8 @@ def _mode() -> str:
 
 
 def _resolve(spec: Spec, mode: str) -> Image:
+    if spec.recipe is None:
+        return _choose(spec.upstream, mode, lambda: _upstream_only(mode))
     if spec.upstream is None:
         # Built in both sets: the set decides the base, the base decides the flavour.
         base = _choose(UPSTREAM_BASE, mode, _local_base)
@@ -148,8 +171,17 @@ def _choose(upstream: str, mode: str, build_local: Callable[[], Image]) -> Image
                 f"HARNESS_IMAGES=upstream: {upstream} is not present and pulling it failed: "
                 f"{failure}. Without a registry, set HARNESS_IMAGES=local (or auto) to build "
                 f"the images from Debian packages.")
-        _say(f"cannot pull {upstream} ({failure}); using the local image")
+        _say(f"cannot pull {upstream} ({failure}); falling back to the local image set")
     return build_local()
+
+
+def _upstream_only(mode: str) -> Image:
+    """What the local image set answers for an image it has no recipe for."""
+    if mode == "local":
+        raise ImageUnavailable("HARNESS_IMAGES=local, and the local image set has no Debian package for them "
+                               "(on a machine with registry access, HARNESS_IMAGES=auto or upstream pulls them)")
+    raise ImageUnavailable("the local image set has no Debian package for them and no registry is reachable "
+                           "(on a machine with registry access, HARNESS_IMAGES=auto or upstream pulls them)")
 
 
 def _local_base() -> Image:
@@ -295,14 +327,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"images to ensure (default: all of {', '.join(ALL)})")
     names = parser.parse_args(argv).names or ALL
     try:
-        images = ensure_all(names)
+        images, unavailable = ensure_available(names)
     except (ImageError, ValueError) as error:
         print(f"images: {error}", file=sys.stderr)
         return 1
-    name_width = max(map(len, images))
-    ref_width = max(len(image.ref) for image in images.values())
+    name_width = max(map(len, names))
+    ref_width = max((len(image.ref) for image in images.values()), default=0)
     for name, image in images.items():
         print(f"{name:<{name_width}}  {image.ref:<{ref_width}}  {image.flavour}", flush=True)
+    for name, why in unavailable.items():
+        print(f"{name:<{name_width}}  {'-':<{ref_width}}  unavailable: {why}", flush=True)
     return 0
 
 

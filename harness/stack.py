@@ -1,4 +1,9 @@
-"""The stack, declared once: every service's image, command, ports and readiness check."""
+"""The stack, declared once: every service's image, command, ports and readiness check.
+
+The core services are what the tests start; `make up` adds the demo services (Grafana,
+Loki, Promtail, Jaeger) when the image set can provide them, and `python -m harness
+compose` writes docker-compose.yml from the same functions.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import docker
-from docker.errors import NotFound
+from docker.errors import APIError
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy
 
@@ -30,6 +35,11 @@ USUAL_PORTS = {
     "alertmanager": 9093,
     "mailsink": 8025,
     "smtp": 1025,
+    "grafana": 3000,
+    "loki": 3100,
+    "promtail": 9080,
+    "jaeger": 16686,  # the UI and query API
+    "otlp": 4318,  # Jaeger's OTLP/HTTP receiver, where the app sends its spans
 }
 DATABASE = "shortener"
 STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
@@ -54,6 +64,11 @@ class HostContainer(DockerContainer):
         return int(port)
 
 
+def _secret(environ: Mapping[str, str], name: str) -> str:
+    """A credential from the environment, else one made up for this stack alone (none is committed)."""
+    return environ.get(name) or secrets.token_urlsafe(18)
+
+
 def _port(usual: int | None) -> int:
     """The usual port when it is free, else any free port on 127.0.0.1."""
     for candidate in ([usual] if usual else []) + [0]:
@@ -69,12 +84,18 @@ def _port(usual: int | None) -> int:
 class Stack:
     """One running copy of the shortener and its incident-response stack."""
 
-    def __init__(self, services: tuple[str, ...] | None = None, usual_ports: bool = False, name: str | None = None):
-        self.services = services or tuple(SERVICES)
+    def __init__(self, services: tuple[str, ...] | None = None, usual_ports: bool = False, name: str | None = None,
+                 environ: Mapping[str, str] = os.environ):
+        chosen = services or CORE
+        unknown = set(chosen) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; known: {', '.join(SERVICES)}")
+        self.services = tuple(name for name in SERVICES if name in chosen)  # in start order
         self.name = name or f"drill-{secrets.token_hex(3)}"
         self.ports = {key: _port(usual if usual_ports else None) for key, usual in USUAL_PORTS.items()}
-        # Credentials come from the environment, else are made up for this stack alone.
-        self.postgres_password = os.environ.get("POSTGRES_PASSWORD") or secrets.token_urlsafe(18)
+        self.environ = environ
+        self.postgres_password = _secret(environ, "POSTGRES_PASSWORD")
+        self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
         self.containers: dict[str, HostContainer] = {}
@@ -154,8 +175,9 @@ class Stack:
         for name in reversed(list(self.containers)):
             try:
                 self.containers.pop(name).stop()
-            except NotFound:  # already removed, e.g. by `make down`
-                pass
+            except APIError as error:
+                if error.status_code not in (404, 409):  # already removed, or being removed, e.g. by `make down`
+                    raise
 
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
@@ -219,7 +241,7 @@ def redis(stack: Stack) -> HostContainer:
 
 def app(stack: Stack) -> HostContainer:
     port = stack.ports["app"]
-    return (
+    container = (
         _container(stack, "app")
         .with_envs(
             PORT=str(port),
@@ -228,10 +250,13 @@ def app(stack: Stack) -> HostContainer:
             REDIS_URL=stack.redis_url,
             # A drill's traffic all comes from 127.0.0.1, one client: keep the limiter on
             # (it must fail open without Redis) but above what that client sends.
-            SHORTENER_CREATE_LIMIT=os.environ.get("SHORTENER_CREATE_LIMIT", CREATE_LIMIT),
+            SHORTENER_CREATE_LIMIT=stack.environ.get("SHORTENER_CREATE_LIMIT", CREATE_LIMIT),
         )
         .waiting_for(_ready_http(port, "/health/ready"))
     )
+    if "jaeger" in stack.services:  # the app traces only where something receives the spans
+        container.with_env("OTEL_EXPORTER_OTLP_ENDPOINT", stack.url("otlp"))
+    return container
 
 
 def prometheus(stack: Stack) -> HostContainer:
@@ -260,7 +285,8 @@ def prometheus(stack: Stack) -> HostContainer:
 
 
 def alertmanager(stack: Stack) -> HostContainer:
-    rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("smtp"))
+    rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("smtp"),
+                                          environ=stack.environ)
     return (
         _container(stack, "alertmanager")
         .with_volume_mapping(str(rendered), "/etc/alertmanager", "ro")
@@ -303,14 +329,82 @@ def mailsink(stack: Stack) -> HostContainer:
     )
 
 
-# Start order: each service's dependencies come before it.
+# The demo services: what a person looks at. Upstream images only; never part of a test stack.
+
+def jaeger(stack: Stack) -> HostContainer:
+    # With host networking every listener is a host port: bind the rest to loopback, port chosen by the OS.
+    loopback_anywhere = [
+        f"--{flag}=127.0.0.1:0"
+        for flag in ("admin.http.host-port", "collector.grpc-server.host-port", "collector.http-server.host-port",
+                     "collector.otlp.grpc.host-port", "query.grpc-server.host-port", "http-server.host-port",
+                     "processor.jaeger-binary.server-host-port", "processor.jaeger-compact.server-host-port",
+                     "processor.zipkin-compact.server-host-port")
+    ]
+    return (
+        _container(stack, "jaeger")
+        .with_command([f"--query.http-server.host-port={stack.address('jaeger')}",
+                       f"--collector.otlp.http.host-port={stack.address('otlp')}", *loopback_anywhere])
+        .waiting_for(_ready_http(stack.ports["jaeger"], "/"))
+    )
+
+
+def loki(stack: Stack) -> HostContainer:
+    return (
+        _container(stack, "loki")
+        .with_volume_mapping(str(config.LOKI_DIR), "/etc/loki", "ro")
+        # Flags win over the file: the stack decides where Loki listens (gRPC stays on its 9095, loopback only).
+        .with_command(["-config.file=/etc/loki/loki.yml", "-server.http-listen-address=127.0.0.1",
+                       f"-server.http-listen-port={stack.ports['loki']}", "-server.grpc-listen-address=127.0.0.1"])
+        .waiting_for(_ready_http(stack.ports["loki"], "/ready"))
+    )
+
+
+def promtail(stack: Stack) -> HostContainer:
+    return (
+        _container(stack, "promtail")
+        .with_env("LOKI_URL", stack.url("loki"))
+        .with_volume_mapping(str(config.LOKI_DIR), "/etc/promtail", "ro")
+        .with_volume_mapping("/var/run/docker.sock", "/var/run/docker.sock", "ro")  # it reads the containers' logs
+        # gRPC port 0: Promtail serves nothing over it, and its default 9095 is Loki's.
+        .with_command(["-config.file=/etc/promtail/promtail.yml", "-config.expand-env=true",
+                       "-server.http-listen-address=127.0.0.1", f"-server.http-listen-port={stack.ports['promtail']}",
+                       "-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0"])
+        .waiting_for(_ready_http(stack.ports["promtail"], "/ready"))
+    )
+
+
+def grafana(stack: Stack) -> HostContainer:
+    return (
+        _container(stack, "grafana")
+        .with_envs(
+            GF_SERVER_HTTP_ADDR="127.0.0.1",
+            GF_SERVER_HTTP_PORT=str(stack.ports["grafana"]),
+            GF_SECURITY_ADMIN_PASSWORD=stack.grafana_password,
+            # Expanded by the datasource provisioning file.
+            PROMETHEUS_URL=stack.url("prometheus"),
+            LOKI_URL=stack.url("loki"),
+            JAEGER_URL=stack.url("jaeger"),
+        )
+        .with_volume_mapping(str(config.GRAFANA_DIR / "provisioning"), "/etc/grafana/provisioning", "ro")
+        .with_volume_mapping(str(config.GRAFANA_DIR / "dashboards"), "/var/lib/grafana/dashboards", "ro")
+        .waiting_for(_ready_http(stack.ports["grafana"], "/api/health"))
+    )
+
+
+# Start order: each service's dependencies come before it (Jaeger before the app that sends it spans).
 SERVICES: dict[str, Callable[[Stack], HostContainer]] = {
     "postgres": postgres,
     "redis": redis,
+    "jaeger": jaeger,
     "app": app,
     "redis-exporter": redis_exporter,
     "postgres-exporter": postgres_exporter,
     "mailsink": mailsink,
     "alertmanager": alertmanager,
     "prometheus": prometheus,
+    "loki": loki,
+    "promtail": promtail,
+    "grafana": grafana,
 }
+DEMO = ("grafana", "loki", "promtail", "jaeger")
+CORE = tuple(name for name in SERVICES if name not in DEMO)
