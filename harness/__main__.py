@@ -190,7 +190,7 @@ def drill(args) -> int:
     pool.shutdown()
     path = report.write(records)
     print("\n".join(report.table(records)))
-    print(f"{len(records)} drills, {args.parallel} at a time, in {time.monotonic() - began:.0f} s "
+    print(f"{len(records)} drill{'s' * (len(records) != 1)}, {args.parallel} at a time, in {time.monotonic() - began:.0f} s "
           f"(one after the other they took {sum(record.duration_s for record in records):.0f} s, stacks aside)")
     print(f"written to {path} and {path.parent / 'index.html'}")
     for record in records:

@@ -12,8 +12,9 @@ BEFORE = 60.0  # seconds of the steady state shown before the fault
 _USER = 'job="app", route!="/metrics"'  # user requests, as the alerts count them
 GOLDEN_SIGNALS = {
     "requests/s": f"sum(rate(http_requests_total{{{_USER}}}[1m]))",
-    "5xx %": f'100 * sum(rate(http_requests_total{{{_USER}, status=~"5.."}}[1m]))'
-             f" / sum(rate(http_requests_total{{{_USER}}}[1m]))",
+    # From the answers that were not 5xx: a service that never failed reads 0, not "no data".
+    "5xx %": f'100 * (1 - sum(rate(http_requests_total{{{_USER}, status!~"5.."}}[1m]))'
+             f" / sum(rate(http_requests_total{{{_USER}}}[1m])))",
     "p95 latency s": f"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{_USER}}}[1m])))",
 }
 STATES = ("pending", "firing")
