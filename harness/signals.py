@@ -12,8 +12,9 @@ BEFORE = 60.0  # seconds of the steady state shown before the fault
 _USER = 'job="app", route!="/metrics"'  # user requests, as the alerts count them
 GOLDEN_SIGNALS = {
     "requests/s": f"sum(rate(http_requests_total{{{_USER}}}[1m]))",
-    # From the answers that were not 5xx: a service that never failed reads 0, not "no data".
-    "5xx %": f'100 * (1 - sum(rate(http_requests_total{{{_USER}, status!~"5.."}}[1m]))'
+    # From the answers that were not 5xx, as the dashboard counts them: 0 when none failed, 100
+    # when all did (no non-5xx series at all), nothing only when there was no request.
+    "5xx %": f'100 * (1 - (sum(rate(http_requests_total{{{_USER}, status!~"5.."}}[1m])) or vector(0))'
              f" / sum(rate(http_requests_total{{{_USER}}}[1m])))",
     "p95 latency s": f"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{_USER}}}[1m])))",
 }

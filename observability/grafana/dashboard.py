@@ -57,8 +57,9 @@ def _steps(*steps: tuple[float | None, str]) -> dashboard.ThresholdsConfig:
 
 
 def _error_ratio(window: str) -> str:
-    # Counted from the non-5xx answers, so a service that never failed reads 0, not "no data".
-    return f'1 - sum(rate({NOT_5XX}[{window}])) / sum(rate({REQUESTS}[{window}]))'
+    # Counted from the non-5xx answers, so a service that never failed reads 0, not "no data";
+    # `or vector(0)`: when every answer failed there is no non-5xx series, and that reads 1.
+    return f'1 - (sum(rate({NOT_5XX}[{window}])) or vector(0)) / sum(rate({REQUESTS}[{window}]))'
 
 
 def app_up() -> stat.Panel:
