@@ -32,6 +32,14 @@ def test_a_dry_run_says_every_step_and_bound_and_touches_nothing():
         assert f"between {spec.for_s:.0f} s and {scenario.bound(spec):.0f} s after the fault" in result.stdout
 
 
+def test_repeats_side_by_side_are_planned_on_fresh_stacks():
+    result = _script("--redis-down", "--service-down", "--repeat", "3", "--parallel", "2", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "redis_down: 1. start a fresh stack on free ports and background traffic" in result.stdout
+    assert result.stdout.rstrip().endswith("6 drills (3 of each), 2 at a time")
+    assert _script("--redis-down", "--repeat", "0").returncode == 2
+
+
 def test_no_scenario_is_an_error():
     assert _script().returncode == 2
     assert _script("--no-such-drill").returncode == 2
