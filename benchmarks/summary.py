@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 JSON_NAME = "shortener.json"
 PLOT_NAME = "shortener.png"
 SUMMARY_NAME = "summary.md"
+BEFORE_FOLDER = "before"  # a committed earlier run, compared with this one when present
 
 LABELS = {
     "bare": "bare WSGI 302",
@@ -27,13 +28,16 @@ LABELS = {
     "mix": "mix (9 redirects : 1 create)",
 }
 
+SHORT_LABELS = {"bare": "bare", "redirect": "redirect", "redirect_uninstrumented": "redirect\nno instr.",
+                "create": "create", "mix": "mix"}
+
 
 def _row(label: str, digest: dict, extra: str = "") -> str:
     return f"| {label} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} | {digest['p99_ms']:.2f} | {digest['errors']} |{extra}"
 
 
-def markdown(results: dict) -> str:
-    """The summary: machine, method, tables, targets."""
+def markdown(results: dict, before: dict | None = None) -> str:
+    """The summary: machine, method, tables, targets, and the comparison with an earlier run if given."""
     m, s, r = results["machine"], results["settings"], results["ratios"]
     sat, half, down = results["saturation"], results["half_load"], results["redis_down"]
     bare = sat["bare"]["rps"]
@@ -106,8 +110,32 @@ def markdown(results: dict) -> str:
         value = target["value"]
         shown = f"{value:.2f}" if isinstance(value, float) else str(value)
         lines.append(f"| {name} | {shown} | {'yes' if target['met'] else '**no**'} |")
+    if before is not None:
+        lines += comparison(before, results)
     lines += ["", f"![throughput and latency]({PLOT_NAME})", ""]
     return "\n".join(lines)
+
+
+def comparison(before: dict, after: dict) -> list[str]:
+    """Before/after an optimisation: each run's ratios, taken within its own run."""
+    def measures(results: dict) -> list[tuple[str, str]]:
+        half = results["half_load"]["redirect"]
+        return [
+            ("redirect / bare", f"{results['ratios']['redirect_vs_bare']:.3f}"),
+            ("create / bare", f"{results['ratios']['create_vs_bare']:.3f}"),
+            ("mix / bare", f"{results['ratios']['mix_vs_bare']:.3f}"),
+            ("redirect requests/s (bare)", f"{results['saturation']['redirect']['rps']:.0f} "
+                                           f"({results['saturation']['bare']['rps']:.0f})"),
+            ("redirect p50 / p99 at half load, ms", f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f}"),
+            ("instrumentation overhead, redirects", f"{results['instrumentation_overhead']['redirect']:.1%}"),
+            ("Redis down / up", f"{results['redis_down']['throughput_ratio']:.2f}"),
+        ]
+
+    lines = ["", f"## Before and after ({BEFORE_FOLDER}/ holds the earlier run)", "",
+             f"| measure | before ({before['date'][:16]}) | after ({after['date'][:16]}) |", "| --- | ---: | ---: |"]
+    for (name, old), (_, new) in zip(measures(before), measures(after), strict=True):
+        lines.append(f"| {name} | {old} | {new} |")
+    return lines
 
 
 def plot(results: dict, path: Path) -> None:
@@ -129,7 +157,7 @@ def plot(results: dict, path: Path) -> None:
     right.bar([i - 0.2 for i in x], [half[n]["p50_ms"] for n in names_half], width=0.4, label="p50")
     right.bar([i + 0.2 for i in x], [half[n]["p99_ms"] for n in names_half], width=0.4, label="p99")
     right.axhline(10, color="#c0392b", linestyle="--", linewidth=1, label="10 ms target")
-    right.set_xticks(list(x), [LABELS[n].replace(", ", "\n").replace(" (", "\n(") for n in names_half], fontsize=7)
+    right.set_xticks(list(x), [SHORT_LABELS[n] for n in names_half], fontsize=8)
     right.set_ylabel("ms")
     right.set_title("Latency at half of saturation")
     right.legend(fontsize=8)
@@ -143,7 +171,9 @@ def write(results: dict, folder: Path) -> None:
     """Write the JSON, the summary and the plot into folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JSON_NAME).write_text(json.dumps(results, indent=2) + "\n")
-    (folder / SUMMARY_NAME).write_text(markdown(results))
+    earlier = folder / BEFORE_FOLDER / JSON_NAME
+    before = json.loads(earlier.read_text()) if earlier.exists() else None
+    (folder / SUMMARY_NAME).write_text(markdown(results, before))
     plot(results, folder / PLOT_NAME)
 
 
