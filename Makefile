@@ -4,11 +4,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICE ?= app
 
-.PHONY: up down logs test unit chaos images engine compose wheels clean
+.PHONY: up down logs test unit chaos images engine compose wheels bench profile wrk clean
 
 $(VENV)/.installed: requirements-test.txt service/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-test.txt tox==4.67.15
+	touch $@
+
+$(VENV)/.bench: benchmarks/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
 	touch $@
 
 engine:  ## a Docker engine that answers (installs and starts one as root if needed)
@@ -40,6 +44,18 @@ compose: $(VENV)/.installed  ## regenerate docker-compose.yml from the stack def
 
 wheels: $(VENV)/.installed  ## the app's wheels in service/wheels, which `docker-compose up --build` needs
 	$(PY) -m pip wheel --quiet -w service/wheels -r service/requirements.txt
+
+wrk:  ## Debian's wrk, the load generator of `make bench` (installed as root if missing)
+	@command -v wrk >/dev/null || { \
+		[ "$$(id -u)" -eq 0 ] || { echo "wrk is missing: apt-get install wrk, as root" >&2; exit 1; }; \
+		echo "wrk: installing Debian's wrk"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+
+bench: engine wrk $(VENV)/.bench  ## load benchmark vs a bare WSGI floor (about 9 min) -> benchmarks/results/
+	$(PY) -m benchmarks.shortener
+
+profile: engine wrk $(VENV)/.bench  ## py-spy profile of redirects under load -> benchmarks/results/profile-current.md
+	$(PY) -m benchmarks.profile
 
 clean:
 	rm -rf $(VENV) .tox reports

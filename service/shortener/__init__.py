@@ -14,10 +14,11 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Keep JSON keys in the order the views write them (code, short_url, url).
     app.json.sort_keys = False
 
-    logs.init_app(app)
+    instrumented = app.config["SHORTENER_INSTRUMENTATION"]
+    logs.init_app(app, access_log=instrumented)
     # The request's span lives until teardown: access lines carry its trace id.
     tracing.init_app(app)
-    metrics.init_app(app)
+    metrics.init_app(app, per_request=instrumented)
     errors.init_app(app)
 
     # No connection is made here: the app must start while Postgres or Redis

@@ -28,7 +28,23 @@ DEFAULTS = {
     "MAX_URL_LENGTH": 2048,
     # Bodies are one small JSON object; Flask refuses bigger ones with a 413.
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # "off" drops the per-request metrics and the access log: the benchmark's
+    # baseline for what instrumentation costs. /metrics and error logs stay.
+    "SHORTENER_INSTRUMENTATION": "on",
 }
+
+_SWITCHES = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+
+
+def _switch(value) -> bool:
+    """Read an on/off setting; anything else is a mistake, not a silent default."""
+    if isinstance(value, bool):
+        return value
+    try:
+        return _SWITCHES[str(value).strip().lower()]
+    except KeyError:
+        raise ValueError(value) from None
+
 
 _CASTS = {
     "DATABASE_CONNECT_TIMEOUT": int,
@@ -41,6 +57,7 @@ _CASTS = {
     "CACHE_TTL_SECONDS": int,
     "MAX_URL_LENGTH": int,
     "MAX_CONTENT_LENGTH": int,
+    "SHORTENER_INSTRUMENTATION": _switch,
 }
 
 
@@ -60,7 +77,8 @@ def load(overrides: dict | None = None, environ=os.environ) -> dict:
         try:
             settings[key] = cast(settings[key])
         except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"{key} must be a number, got {settings[key]!r}") from exc
+            kind = "on or off" if cast is _switch else "a number"
+            raise ConfigurationError(f"{key} must be {kind}, got {settings[key]!r}") from exc
     missing = [key for key in REQUIRED if not settings.get(key)]
     if missing:
         raise ConfigurationError(f"missing required setting(s): {', '.join(missing)}")

@@ -97,8 +97,9 @@ def _finish(response):
     return response
 
 
-def init_app(app) -> None:
-    """Configure logging and log each request once it has a response."""
+def init_app(app, access_log: bool = True) -> None:
+    """Configure logging and, if access_log, log each request once it has a response."""
     configure()
-    app.before_request(_begin)
-    app.after_request(_finish)
+    if access_log:
+        app.before_request(_begin)
+        app.after_request(_finish)

@@ -135,8 +135,9 @@ def exposition():
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
-def init_app(app) -> None:
-    """Count and time every request, /metrics scrapes included."""
-    app.before_request(_start_timer)
-    app.after_request(_observe)
+def init_app(app, per_request: bool = True) -> None:
+    """Serve /metrics and, if per_request, count and time every request, scrapes included."""
+    if per_request:
+        app.before_request(_start_timer)
+        app.after_request(_observe)
     app.register_blueprint(bp)

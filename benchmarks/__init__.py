@@ -1,0 +1,1 @@
+"""Load benchmarks of the shortener, run with wrk on loopback (`make bench`)."""

@@ -1,0 +1,89 @@
+"""Gunicorn on the host with the service's own gunicorn.conf.py, serving the shortener or the bare app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "service" / "gunicorn.conf.py"
+SHORTENER = "shortener:create_app()"
+BARE = "benchmarks.bare_wsgi:app"
+WORKERS = 2  # the deployed default (WEB_CONCURRENCY); on 2 cores, one per core
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Gunicorn:
+    """A Gunicorn master and its workers, from the service's config, on a free loopback port."""
+
+    def __init__(self, name: str, app: str, workdir: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "service"), str(ROOT)]),
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(WORKERS),
+            **(env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "Gunicorn":
+        """Start the server and wait until it answers HTTP."""
+        # Several masters run at once here: each would take the default control
+        # socket (~/.gunicorn/gunicorn.ctl), which other runs on the machine use too.
+        command = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), "--no-control-socket", self.app]
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                requests.get(self.url + "/health", timeout=1, allow_redirects=False)
+                return self
+            except requests.RequestException:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn {self.name} did not start; last log lines:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the master's workers (the processes that serve requests)."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop gracefully (TERM), then kill if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> "Gunicorn":
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()

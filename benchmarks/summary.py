@@ -1,0 +1,182 @@
+"""Write a benchmark's results: the JSON, a short markdown summary and a plot.
+
+`python -m benchmarks.summary [results/shortener.json]` redraws the summary and plot from a JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+JSON_NAME = "shortener.json"
+PLOT_NAME = "shortener.png"
+SUMMARY_NAME = "summary.md"
+BEFORE_FOLDER = "before"  # a committed earlier run, compared with this one when present
+
+LABELS = {
+    "bare": "bare WSGI 302",
+    "redirect": "redirect (cache hit)",
+    "redirect_uninstrumented": "redirect, instrumentation off",
+    "create": "create",
+    "create_uninstrumented": "create, instrumentation off",
+    "mix": "mix (9 redirects : 1 create)",
+}
+
+SHORT_LABELS = {"bare": "bare", "redirect": "redirect", "redirect_uninstrumented": "redirect\nno instr.",
+                "create": "create", "mix": "mix"}
+
+
+def _row(label: str, digest: dict, extra: str = "") -> str:
+    return f"| {label} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} | {digest['p99_ms']:.2f} | {digest['errors']} |{extra}"
+
+
+def markdown(results: dict, before: dict | None = None) -> str:
+    """The summary: machine, method, tables, targets, and the comparison with an earlier run if given."""
+    m, s, r = results["machine"], results["settings"], results["ratios"]
+    sat, half, down = results["saturation"], results["half_load"], results["redis_down"]
+    bare = sat["bare"]["rps"]
+    lines = [
+        "# Shortener benchmark",
+        "",
+        f"{results['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}, {m['wrk']}; load average {m['load_average_before'][0]:.1f} before and "
+        f"{m['load_average_after'][0]:.1f} after (a shared machine: other jobs ran beside this one).",
+        "",
+        f"Gunicorn from `service/gunicorn.conf.py`, {m['gunicorn_workers']} sync workers, on the host; Postgres and "
+        f"Redis from the harness, on loopback; wrk ({s['wrk_threads']} thread, {s['connections']} connections) in "
+        f"another process. Each configuration: {s['rounds']} runs of {s['seconds']:g} s, taken in rounds "
+        f"(every configuration once per round); the table shows medians, ratios are medians of same-round ratios. "
+        f"{s['links']} links, followed at random; {results['cache_hit_share_during_saturation']:.1%} of "
+        "redirects were cache hits. Rate limit off (`SHORTENER_CREATE_LIMIT=off`).",
+        "",
+        "## Saturation (closed loop, no pause)",
+        "",
+        "| configuration | requests/s | p50 ms | p99 ms | errors | x bare |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, digest in sat.items():
+        lines.append(_row(LABELS[name], digest, f" {digest['rps'] / bare:.2f} |"))
+    lines += [
+        "",
+        f"Same-round ratios: redirect/bare **{r['redirect_vs_bare']:.2f}**, create/bare {r['create_vs_bare']:.2f}, "
+        f"mix/bare {r['mix_vs_bare']:.2f}, redirect without instrumentation/bare "
+        f"{r['redirect_uninstrumented_vs_bare']:.2f}. Instrumentation overhead (1 - on/off): redirects "
+        f"**{results['instrumentation_overhead']['redirect']:.1%}**, creates "
+        f"{results['instrumentation_overhead']['create']:.1%}.",
+        "",
+        "## Half of saturation",
+        "",
+        "Debian's wrk has no constant-rate mode (wrk2's `-R`), so `wrk/pace.lua` paces it: each request waits "
+        "for the next slot of a Poisson schedule at half of that configuration's median saturation throughput, "
+        "so the rate holds whatever the latency. One connection per Gunicorn worker: wrk connects before it "
+        "waits for its slot, and a sync worker that accepted an idle connection would block the requests queued "
+        "behind it. Latency is wrk's, from the moment the request is written; with one connection per worker "
+        "it is the service time plus what the machine adds, without queueing in the listen backlog.",
+        "",
+        "| configuration | target req/s | achieved req/s | p50 ms | p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, digest in half.items():
+        lines.append(f"| {LABELS[name]} | {digest['target_rps']:.0f} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} "
+                     f"| {digest['p99_ms']:.2f} | {digest['errors']} |")
+    lines += [
+        "",
+        "## Redis stopped",
+        "",
+        "Per round: redirects with Redis up, then Redis's container stopped 1.5 s into a run, then redirects "
+        "with Redis down; Redis is started again and the cache refilled before the next round.",
+        "",
+        "| phase | requests/s | p50 ms | p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        _row("Redis up", down["up"]),
+        _row("Redis stopping (under load)", down["stopping"]),
+        _row("Redis down", down["down"]),
+        "",
+        f"Throughput with Redis down / up: **{down['throughput_ratio']:.2f}**; errors "
+        f"{down['errors_while_stopping']} while stopping, {down['errors_while_down']} while down.",
+        "",
+        "## Targets",
+        "",
+        "| target | value | met |",
+        "| --- | ---: | --- |",
+    ]
+    for name, target in results["targets"].items():
+        value = target["value"]
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        lines.append(f"| {name} | {shown} | {'yes' if target['met'] else '**no**'} |")
+    if before is not None:
+        lines += comparison(before, results)
+    lines += ["", f"![throughput and latency]({PLOT_NAME})", ""]
+    return "\n".join(lines)
+
+
+def comparison(before: dict, after: dict) -> list[str]:
+    """Before/after an optimisation: each run's ratios, taken within its own run."""
+    def measures(results: dict) -> list[tuple[str, str]]:
+        half = results["half_load"]["redirect"]
+        return [
+            ("redirect / bare", f"{results['ratios']['redirect_vs_bare']:.3f}"),
+            ("create / bare", f"{results['ratios']['create_vs_bare']:.3f}"),
+            ("mix / bare", f"{results['ratios']['mix_vs_bare']:.3f}"),
+            ("redirect requests/s (bare)", f"{results['saturation']['redirect']['rps']:.0f} "
+                                           f"({results['saturation']['bare']['rps']:.0f})"),
+            ("redirect p50 / p99 at half load, ms", f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f}"),
+            ("instrumentation overhead, redirects", f"{results['instrumentation_overhead']['redirect']:.1%}"),
+            ("Redis down / up", f"{results['redis_down']['throughput_ratio']:.2f}"),
+        ]
+
+    lines = ["", f"## Before and after ({BEFORE_FOLDER}/ holds the earlier run)", "",
+             f"| measure | before ({before['date'][:16]}) | after ({after['date'][:16]}) |", "| --- | ---: | ---: |"]
+    for (name, old), (_, new) in zip(measures(before), measures(after), strict=True):
+        lines.append(f"| {name} | {old} | {new} |")
+    return lines
+
+
+def plot(results: dict, path: Path) -> None:
+    """Two panels: throughput at saturation (with Redis down), latency at half load."""
+    sat, half, down = results["saturation"], results["half_load"], results["redis_down"]
+    names = list(sat) + ["redis_down"]
+    rps = [sat[n]["rps"] for n in sat] + [down["down"]["rps"]]
+    labels = [LABELS[n] for n in sat] + ["redirect, Redis down"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    bars = left.barh(labels[::-1], rps[::-1], color=["#999999" if n == "bare" else "#3b75af" for n in names[::-1]])
+    for bar, value in zip(bars, rps[::-1]):
+        left.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.0f} ({value / sat['bare']['rps']:.2f}x)",
+                  va="center", fontsize=8)
+    left.set_xlabel("requests/s at saturation (median)")
+    left.set_xlim(0, max(rps) * 1.3)
+    left.set_title("Throughput, x the bare WSGI floor")
+    names_half = list(half)
+    x = range(len(names_half))
+    right.bar([i - 0.2 for i in x], [half[n]["p50_ms"] for n in names_half], width=0.4, label="p50")
+    right.bar([i + 0.2 for i in x], [half[n]["p99_ms"] for n in names_half], width=0.4, label="p99")
+    right.axhline(10, color="#c0392b", linestyle="--", linewidth=1, label="10 ms target")
+    right.set_xticks(list(x), [SHORT_LABELS[n] for n in names_half], fontsize=8)
+    right.set_ylabel("ms")
+    right.set_title("Latency at half of saturation")
+    right.legend(fontsize=8)
+    figure.suptitle(f"Shortener vs bare Gunicorn, {results['machine']['cores']} cores, {results['date'][:10]}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write(results: dict, folder: Path) -> None:
+    """Write the JSON, the summary and the plot into folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / JSON_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    earlier = folder / BEFORE_FOLDER / JSON_NAME
+    before = json.loads(earlier.read_text()) if earlier.exists() else None
+    (folder / SUMMARY_NAME).write_text(markdown(results, before))
+    plot(results, folder / PLOT_NAME)
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results" / JSON_NAME
+    write(json.loads(source.read_text()), source.parent)
