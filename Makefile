@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICE ?= app
 
-.PHONY: up down logs test unit chaos images engine compose wheels bench profile wrk clean
+.PHONY: up down logs test unit chaos images engine compose wheels bench bench-shortener bench-alerting profile wrk clean
 
 $(VENV)/.installed: requirements-test.txt service/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ wrk:  ## Debian's wrk, the load generator of `make bench` (installed as root if 
 		echo "wrk: installing Debian's wrk"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
-bench: engine wrk $(VENV)/.bench  ## load benchmark vs a bare WSGI floor (about 9 min) -> benchmarks/results/
+bench: bench-shortener bench-alerting  ## both halves (about 30 min) -> benchmarks/results/
+
+bench-shortener: engine wrk $(VENV)/.bench  ## load benchmark vs a bare WSGI floor (about 9 min)
 	$(PY) -m benchmarks.shortener
+
+bench-alerting: images  ## every scenario 3 times, 4 drills at a time: time-to-email vs floor and bound (about 20 min)
+	$(PY) -m benchmarks.alerting --repeat 3 --parallel 4
 
 profile: engine wrk $(VENV)/.bench  ## py-spy profile of redirects under load -> benchmarks/results/profile-current.md
 	$(PY) -m benchmarks.profile
