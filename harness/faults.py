@@ -33,27 +33,32 @@ def accept_writes(stack: Stack) -> None:
 
 
 class TableLock:
-    """Holds an ACCESS EXCLUSIVE lock on links, again and again, from a thread: every query on links waits."""
+    """Holds an ACCESS EXCLUSIVE lock on links, again and again, from a thread: every query on links waits.
+
+    One lock per stack, so that drills running side by side each hold and release their own.
+    """
 
     def __init__(self):
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._held: dict[str, tuple[threading.Event, threading.Thread]] = {}
 
     def hold(self, stack: Stack) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._locker, args=(stack.database_url,), name="table-lock", daemon=True)
-        self._thread.start()
+        stop = threading.Event()
+        thread = threading.Thread(target=self._locker, args=(stack.database_url, stop),
+                                  name=f"table-lock-{stack.name}", daemon=True)
+        self._held[stack.name] = (stop, thread)
+        thread.start()
 
-    def release(self, _stack: Stack) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=LOCK_HOLD + 5)
-            self._thread = None
+    def release(self, stack: Stack) -> None:
+        stop, thread = self._held.pop(stack.name, (None, None))
+        if thread:
+            stop.set()
+            thread.join(timeout=LOCK_HOLD + 5)
 
-    def _locker(self, database_url: str) -> None:
+    @staticmethod
+    def _locker(database_url: str, stop: threading.Event) -> None:
         with psycopg.connect(database_url) as connection:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 with connection.transaction():
                     connection.execute("LOCK TABLE links IN ACCESS EXCLUSIVE MODE")
-                    self._stop.wait(LOCK_HOLD)
-                self._stop.wait(LOCK_GAP)
+                    stop.wait(LOCK_HOLD)
+                stop.wait(LOCK_GAP)
