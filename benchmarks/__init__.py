@@ -1,1 +1,1 @@
-"""Load benchmarks of the shortener, run with wrk on loopback (`make bench`)."""
+"""Benchmarks of both halves: the shortener under load (wrk on loopback) and the alerting against its bounds (`make bench`)."""
