@@ -70,7 +70,7 @@ class AlertSpec:
 def alert(name: str) -> AlertSpec:
     """Read an alert's rule, its scrape and evaluation timings and its route from the committed files."""
     prometheus = _load(PROMETHEUS_DIR / "prometheus.yml")
-    rule = _find_rule(prometheus, name)
+    rule = _find_rule(name)
     job = _job_of(rule["expr"])
     labels = {"alertname": name, **({"job": job} if job else {}), **rule.get("labels", {})}
     route = _route_for(_load(ALERTMANAGER_DIR / "alertmanager.yml"), labels)
@@ -92,13 +92,17 @@ def alert(name: str) -> AlertSpec:
     )
 
 
-def _find_rule(prometheus: dict, name: str) -> dict:
-    for rule_file in prometheus.get("rule_files", []):
-        for path in sorted(PROMETHEUS_DIR.glob(rule_file)):
-            for group in _load(path)["groups"]:
-                for rule in group["rules"]:
-                    if rule.get("alert") == name:
-                        return rule
+def rules() -> list[dict]:
+    """Every alerting and recording rule of the rule files that the committed prometheus.yml loads."""
+    prometheus = _load(PROMETHEUS_DIR / "prometheus.yml")
+    return [rule for rule_file in prometheus.get("rule_files", []) for path in sorted(PROMETHEUS_DIR.glob(rule_file))
+            for group in _load(path)["groups"] for rule in group["rules"]]
+
+
+def _find_rule(name: str) -> dict:
+    for rule in rules():
+        if rule.get("alert") == name:
+            return rule
     raise KeyError(f"no alert rule named {name} in {PROMETHEUS_DIR}")
 
 

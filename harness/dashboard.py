@@ -7,9 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from harness.config import PROMETHEUS_DIR, ROOT
+from harness.config import ROOT
 
 GRAFANA_DIR = ROOT / "observability" / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "golden-signals.json"
@@ -102,9 +100,3 @@ def stream_labels(logql: str) -> set[str]:
     if selector is None:
         raise ValueError(f"no stream selector in {logql!r}")
     return set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", _STRING.sub('""', selector.group(1))))
-
-
-def rules() -> list[dict]:
-    """Every alerting and recording rule of the committed rules file."""
-    groups = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
-    return [rule for group in groups for rule in group["rules"]]

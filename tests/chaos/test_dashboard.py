@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from harness import dashboard
+from harness.config import rules
 from harness.observe import Prometheus
 from harness.stack import Stack
 from harness.traffic import Traffic
@@ -72,7 +73,7 @@ def test_every_panel_query_returns_data_during_a_postgres_outage(outage):
 def test_every_metric_of_the_panels_and_rules_exists_in_the_live_prometheus(stack, outage):
     used = {name: f"panel {q.panel}" for q in dashboard.prometheus_queries(dashboard.load())
             for name in dashboard.metric_names(q.expr)}
-    used |= {name: f"rule {rule.get('alert') or rule['record']}" for rule in dashboard.rules()
+    used |= {name: f"rule {rule.get('alert') or rule['record']}" for rule in rules()
              for name in dashboard.metric_names(rule["expr"])}
     live = _live_metric_names(stack)
     missing = {name: user for name, user in used.items() if name not in live}

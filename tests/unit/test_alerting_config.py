@@ -82,8 +82,7 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
 
 
 def _alert_rules():
-    for group in config._load(config.PROMETHEUS_DIR / "alerts.yml")["groups"]:
-        yield from (rule for rule in group["rules"] if "alert" in rule)
+    return [rule for rule in config.rules() if "alert" in rule]
 
 
 def test_every_alert_carries_what_on_call_needs():

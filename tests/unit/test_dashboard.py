@@ -9,7 +9,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from shortener import metrics
 
 from harness import checks, dashboard, stack
-from harness.config import ROOT
+from harness.config import ROOT, rules
 from observability.grafana import dashboard as generator
 
 MODEL = dashboard.load()
@@ -38,7 +38,7 @@ def _app_metric_names() -> set[str]:
 
 
 def _known_metric_names() -> set[str]:
-    recorded = {rule["record"] for rule in dashboard.rules() if "record" in rule}
+    recorded = {rule["record"] for rule in rules() if "record" in rule}
     return _app_metric_names() | recorded | EXPORTER_METRICS
 
 
@@ -57,7 +57,7 @@ def test_title_uid_and_schema_version_for_grafana_11_3():
 
 
 def test_the_alerts_dashboard_links_open_this_dashboard():
-    links = {rule["annotations"]["dashboard_url"] for rule in dashboard.rules() if "alert" in rule}
+    links = {rule["annotations"]["dashboard_url"] for rule in rules() if "alert" in rule}
     assert links == {f"/d/{MODEL['uid']}/url-shortener-golden-signals"}
 
 
