@@ -56,7 +56,7 @@ def summarise(drills: list[dict], wall_s: float, repeat: int, parallel: int) -> 
         rows.append({
             "scenario": name, "alert": first["alert"], "runs": len(runs),
             "passed": sum(run["verdict"] == "pass" for run in runs),
-            "floor_s": first["floor_s"], "bound_s": first["bound_s"], "slo_s": first["slo_s"],
+            "floor_s": first["floor_s"], "bound_s": first["bound_s"], "promise_s": first["promise_s"],
             "email_s": emails, "email_median_s": statistics.median(emails) if emails else None,
             "email_spread_s": max(emails) - min(emails) if emails else None,
             # How much of the bound the slowest run used: 1.0 is exactly at the bound.

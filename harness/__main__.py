@@ -6,9 +6,7 @@ import argparse
 import os
 import signal
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; `down` cleans up.
@@ -16,8 +14,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import compose, config, images, report, waiting  # noqa: E402
-from harness.drill import Drill, Scenario  # noqa: E402
+from harness import compose, images, report, waiting  # noqa: E402
+from harness.drill import Scenario, expectation, side_by_side  # noqa: E402
 from harness.scenarios import SCENARIOS  # noqa: E402
 from harness.stack import CORE, DEMO, LABEL, SERVICE_LABEL, Stack  # noqa: E402
 from harness.traffic import CLIENTS, Traffic  # noqa: E402
@@ -124,21 +122,31 @@ def logs(args) -> int:
 
 def _plan(scenario: Scenario, attached: bool) -> list[str]:
     """The steps a drill takes, in words."""
-    spec = config.alert(scenario.alert)
-    bound = scenario.bound(spec)
-    lines = [
-        ("use the running `make up` stack" if attached else "start a fresh stack on free ports")
-        + (" and background traffic" if scenario.traffic else ""),
-        "wait for the steady state: every target up, no alert but the Watchdog; then empty the inbox",
-        f"inject: {scenario.fault}",
-        *(f"when {scenario.alert} is {step.when}: {step.what}" for step in scenario.steps),
-        f"expect {scenario.alert} ({scenario.severity}) to email {scenario.recipient} "
-        f"between {spec.for_s:.0f} s and {bound:.0f} s after the fault, SLO {spec.slo_s:.0f} s",
-        *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
-        *(f"expect {name} never to go pending" for name in scenario.silent),
-        f"restore, then expect the resolved email within {spec.resolved_bound:.0f} s",
-        "leave the stack running" if attached else "stop the stack",
-    ]
+    record = expectation(scenario)
+    if record.mismatch:
+        return [f"{scenario.name}: cannot run: {record.mismatch}"]
+    start = ("use the running `make up` stack" if attached else "start a fresh stack on free ports")
+    if not record.mailed:
+        lines = [start, f"expect {record.alert} firing in Prometheus and active at its receiver between "
+                        f"{record.floor_s:.0f} s and {min(record.bound_s, record.promise_s):.0f} s after the stack "
+                        f"is ready, and no email for a heartbeat interval"]
+    else:
+        lines = [
+            start + (" and background traffic" if scenario.traffic else ""),
+            "wait for the steady state: every target up, the Watchdog firing and active in Alertmanager, "
+            "no other alert; then empty the inbox",
+            f"inject: {scenario.fault}",
+            *(f"when {scenario.alert} is {step.when}: {step.what}" for step in scenario.steps),
+            f"expect {scenario.alert} ({record.severity}) to email {record.recipient} between {record.floor_s:.0f} s "
+            f"and {min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s, "
+            f"promise {record.promise_s:.0f} s)",
+            *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
+            *(f"expect {name} never to go pending" for name in scenario.silent),
+            *([f"expect {record.proof} to grow"] if record.proof else []),
+            f"restore, then expect the resolved email within {record.resolved_bound_s:.0f} s",
+            *(f"expect {query} once resolved" for query in scenario.recovered),
+        ]
+    lines.append("leave the stack running" if attached else "stop the stack")
     return [f"{scenario.name}: {number}. {line}" for number, line in enumerate(lines, 1)]
 
 
@@ -172,22 +180,16 @@ def drill(args) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
 
-    def one(scenario: Scenario, run: int):
-        threading.current_thread().name = scenario.name if run == 1 else f"{scenario.name}-{run}"
-        with attached or Stack() as stack:  # the finally of Drill.run restores the fault
-            return Drill(stack).run(scenario, run)
-
     began = time.monotonic()
-    pool = ThreadPoolExecutor(max_workers=args.parallel)
-    futures = [pool.submit(one, scenario, run) for scenario, run in jobs]
+    futures = side_by_side(jobs, args.parallel, attached)
     try:
         records = [future.result() for future in futures]
     except KeyboardInterrupt:
         waiting.abort.set()  # every wait ends: each drill restores its fault and removes its stack
-        pool.shutdown(cancel_futures=True)
+        for future in futures:
+            future.cancel() or future.exception()
         print("interrupted: every fault was restored and every stack removed", file=sys.stderr)
         return 130
-    pool.shutdown()
     path = report.write(records)
     print("\n".join(report.table(records)))
     print(f"{len(records)} drill{'s' * (len(records) != 1)}, {args.parallel} at a time, in {time.monotonic() - began:.0f} s "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import re
 import shutil
@@ -32,8 +34,14 @@ def seconds(duration: str) -> float:
     return sum(int(n) * _UNIT[u] for n, u in parts)
 
 
-def _load(path: Path) -> dict:
+@functools.cache
+def _parsed(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
+
+
+def load(path: Path) -> dict:
+    """A committed YAML file, read once per process; the caller gets its own copy to change."""
+    return copy.deepcopy(_parsed(path))
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,14 @@ class AlertSpec:
     job: str | None  # None for an alert on no scrape job (the Watchdog)
     labels: dict
     for_s: float
+    keep_firing_for_s: float  # how long the alert stays firing once its expression is false again
     window_s: float  # the longest range the expression reads ([1m]): it must fill with the fault
-    slo_s: float
     scrape_interval: float
     evaluation_interval: float
     group_wait: float
     group_interval: float
+    repeat_interval: float
+    group_by: tuple[str, ...]
     receiver: str
     recipient: str | None  # None for a receiver that sends no email (the heartbeat)
 
@@ -64,46 +74,88 @@ class AlertSpec:
         """Latest the resolved email may arrive after the fault is undone."""
         # The range window must drain of the fault's samples before the expression drops
         # below its threshold; then the route sends on its next group_interval tick.
-        return self.window_s + self.scrape_interval + self.evaluation_interval + self.group_interval + DELIVERY_SLACK
+        return (self.window_s + self.keep_firing_for_s + self.scrape_interval + self.evaluation_interval
+                + self.group_interval + DELIVERY_SLACK)
 
 
 def alert(name: str) -> AlertSpec:
     """Read an alert's rule, its scrape and evaluation timings and its route from the committed files."""
-    prometheus = _load(PROMETHEUS_DIR / "prometheus.yml")
-    rule = _find_rule(name)
+    prometheus = load(PROMETHEUS_DIR / "prometheus.yml")
+    group, rule = _find_rule(name)
     job = _job_of(rule["expr"])
-    labels = {"alertname": name, **({"job": job} if job else {}), **rule.get("labels", {})}
-    route = _route_for(_load(ALERTMANAGER_DIR / "alertmanager.yml"), labels)
+    labels = alert_labels(name)
+    route = _route_for(load(ALERTMANAGER_DIR / "alertmanager.yml"), labels)
     glob = prometheus.get("global", {})
-    scrape_config = next((c for c in prometheus["scrape_configs"] if c["job_name"] == job), {})
+    scrape_config = next((c for c in prometheus["scrape_configs"] if c["job_name"] == job), None)
+    if job and scrape_config is None:
+        raise ConfigMismatch(f"alert {name} reads job {job!r}, but prometheus.yml has no scrape job of that name")
     return AlertSpec(
         name=name,
         job=job,
         labels=labels,
         for_s=seconds(rule.get("for", "0s")),
+        keep_firing_for_s=seconds(rule.get("keep_firing_for", "0s")),
         window_s=max((seconds(r) for r in re.findall(r"\[(\w+)\]", rule["expr"])), default=0.0),
-        slo_s=seconds(rule["annotations"]["notification_slo"]),
-        scrape_interval=seconds(scrape_config.get("scrape_interval", glob.get("scrape_interval", "1m"))),
-        evaluation_interval=seconds(glob.get("evaluation_interval", "1m")),
+        scrape_interval=seconds((scrape_config or {}).get("scrape_interval", glob.get("scrape_interval", "1m"))),
+        # A rule group may evaluate at its own interval.
+        evaluation_interval=seconds(group.get("interval", glob.get("evaluation_interval", "1m"))),
         group_wait=seconds(route.get("group_wait", "30s")),
         group_interval=seconds(route.get("group_interval", "5m")),
+        repeat_interval=seconds(route.get("repeat_interval", "4h")),
+        group_by=tuple(route.get("group_by", ())),
         receiver=route["receiver"],
         recipient=route["to"],
     )
 
 
+def alert_labels(name: str) -> dict[str, str]:
+    """The labels an alert carries: its name, the job its expression reads, and its rule's labels."""
+    _, rule = _find_rule(name)
+    job = _job_of(rule["expr"])
+    return {"alertname": name, **({"job": job} if job else {}), **rule.get("labels", {})}
+
+
+def inhibition_targets(labels: dict[str, str]) -> list[str]:
+    """The alerts that an alert with these labels inhibits while it fires, by the committed inhibit_rules."""
+    inhibit_rules = load(ALERTMANAGER_DIR / "alertmanager.yml").get("inhibit_rules", [])
+    targets = []
+    for name in alert_names():
+        target = alert_labels(name)
+        if any(all(_matches(m, labels) for m in rule.get("source_matchers", []))
+               and all(_matches(m, target) for m in rule.get("target_matchers", []))
+               and all(labels.get(label) == target.get(label) for label in rule.get("equal", []))
+               for rule in inhibit_rules):
+            targets.append(name)
+    return targets
+
+
+class ConfigMismatch(LookupError):
+    """The committed files do not fit together, or not with what the harness expects of them."""
+
+
 def rules() -> list[dict]:
     """Every alerting and recording rule of the rule files that the committed prometheus.yml loads."""
-    prometheus = _load(PROMETHEUS_DIR / "prometheus.yml")
-    return [rule for rule_file in prometheus.get("rule_files", []) for path in sorted(PROMETHEUS_DIR.glob(rule_file))
-            for group in _load(path)["groups"] for rule in group["rules"]]
+    return [rule for group in rule_groups() for rule in group["rules"]]
 
 
-def _find_rule(name: str) -> dict:
-    for rule in rules():
-        if rule.get("alert") == name:
-            return rule
-    raise KeyError(f"no alert rule named {name} in {PROMETHEUS_DIR}")
+def rule_groups() -> list[dict]:
+    """Every rule group of the rule files that the committed prometheus.yml loads."""
+    prometheus = load(PROMETHEUS_DIR / "prometheus.yml")
+    return [group for rule_file in prometheus.get("rule_files", []) for path in sorted(PROMETHEUS_DIR.glob(rule_file))
+            for group in load(path)["groups"]]
+
+
+def alert_names() -> list[str]:
+    """The name of every alerting rule, in file order."""
+    return [rule["alert"] for rule in rules() if "alert" in rule]
+
+
+def _find_rule(name: str) -> tuple[dict, dict]:
+    for group in rule_groups():
+        for rule in group["rules"]:
+            if rule.get("alert") == name:
+                return group, rule
+    raise ConfigMismatch(f"no alert rule named {name} in {PROMETHEUS_DIR}")
 
 
 def _job_of(expr: str) -> str | None:
@@ -141,7 +193,7 @@ def _route_for(config: dict, labels: dict) -> dict:
 def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str) -> Path:
     """Copy the committed Prometheus files to dest, pointing each job and the Alertmanager at the stack."""
     shutil.copytree(PROMETHEUS_DIR, dest, dirs_exist_ok=True)
-    config = _load(PROMETHEUS_DIR / "prometheus.yml")
+    config = load(PROMETHEUS_DIR / "prometheus.yml")
     for scrape_config in config["scrape_configs"]:
         job = scrape_config["job_name"]
         if job not in targets:
@@ -164,7 +216,7 @@ SMTP_ENVIRONMENT = {
 def render_alertmanager(dest: Path, smarthost: str, environ=os.environ) -> Path:
     """Copy the committed Alertmanager files to dest, sending mail to the stack's sink or to the relay the environment names."""
     shutil.copytree(ALERTMANAGER_DIR, dest, dirs_exist_ok=True)
-    config = _load(ALERTMANAGER_DIR / "alertmanager.yml")
+    config = load(ALERTMANAGER_DIR / "alertmanager.yml")
     config["global"]["smtp_smarthost"] = smarthost
     relay = {key: environ[name] for name, key in SMTP_ENVIRONMENT.items() if environ.get(name)}
     if relay:

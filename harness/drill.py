@@ -1,15 +1,18 @@
-"""A chaos drill: steady state, a real fault, the alert's timeline to its email, recovery."""
+"""A chaos drill: steady state, a real fault, the alert's timeline to its email, recovery; and its verdict."""
 
 from __future__ import annotations
 
+import html
 import re
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from harness import config, signals
-from harness.observe import Alertmanager, Prometheus
+from harness import config, promises, signals
+from harness.observe import Alertmanager, Prometheus, counter
 from harness.stack import Stack
 from harness.traffic import Traffic
 from harness.waiting import WaitTimeout, say, wait_until
@@ -18,8 +21,9 @@ POLL = 1.0  # seconds between observations: the resolution of every measured tim
 STEADY_TIMEOUT = 120.0  # a fresh stack needs scrapes and evaluations before it is steady
 WAIT_MARGIN = 30.0  # keep watching this long past a bound, so a late email is measured, not missed
 WATCHDOG = "Watchdog"
-SLO_MAX = 300.0  # the project's promise: every alert notifies within 5 minutes
+LOG_DIR = config.ROOT / "reports" / "logs"  # the containers' logs of each failed drill
 _SUBJECT = re.compile(r"^(?P<severity>\w+): (?P<alert>\w+) (?P<status>firing|resolved)")
+_SUMMARY = re.compile(r"^Summary:\s+(.+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -32,55 +36,78 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Proof:
+    """A counter of a component's own that must grow while the fault lasts: the fault path really ran."""
+
+    service: str  # whose /metrics
+    metric: str  # a sample name of that exposition
+    labels: tuple[tuple[str, str], ...] = ()  # only the samples with these labels count
+    what: str = ""  # what its growth shows, in words
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A fault that must cause one alert, whom that alert must reach, and what else must (not) happen."""
+    """A fault, the alert it must cause, and everything else that must and must not be seen.
+
+    Whom the alert must reach and how soon is the alert's promise (observability/promises.yml),
+    stated apart from the configuration it checks.
+    """
 
     name: str
     alert: str
-    # The intent, stated apart from the configuration it checks: a wrong severity label
-    # or a wrong route in the committed files must make the drill fail.
-    severity: str
-    recipient: str
     fault: str  # what inject does, in words
     inject: Callable[[Stack], None]
     restore: Callable[[Stack], None]
     traffic: bool = False  # background creates and redirects during the drill
     steps: tuple[Step, ...] = ()
-    extra_delay: float = 0.0  # seconds a delivery fault adds to the configured bound
+    extra_delay: float = 0.0  # seconds the fault delays the email by design: added to the bound and the promise
     extra_delay_why: str = ""
-    inhibited: tuple[str, ...] = ()  # must be seen inhibited while the fault lasts, and send nothing until the restore
+    inhibited: tuple[str, ...] = ()  # must be seen inhibited while the fault lasts
     silent: tuple[str, ...] = ()  # must never go pending
-    collateral: tuple[str, ...] = ()  # may send one firing and one resolved email
+    collateral: tuple[str, ...] = ()  # may email, once firing and once resolved, after the restore only
     error_free: bool = False  # every request answered without a 5xx while the fault lasts
+    answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
+    recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
+    proof: Proof | None = None
 
     def bound(self, spec: config.AlertSpec) -> float:
-        """Latest the email may arrive: what the configuration implies, plus what the delivery fault adds."""
+        """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
         return spec.bound + self.extra_delay
 
 
 @dataclass
 class Record:
-    """What one drill measured; times in seconds after the fault (or after the restore, for recovery)."""
+    """What one drill expected and measured; times in seconds after the fault was in place (or after the restore)."""
 
     scenario: str
     alert: str
     severity: str
-    recipient: str
+    recipient: str | None
     fault: str
-    slo_s: float
+    promise_s: float  # the alert's promise plus what the fault adds by design
     floor_s: float
     bound_s: float
     resolved_bound_s: float
+    resolved_promise_s: float | None = None
+    most_s: float = 300.0  # the project's promise for every alert
     bound_why: str = ""
+    mismatch: str = ""  # why the configuration does not fit the scenario: then nothing was run
     run: int = 1  # which repetition of the scenario (`--repeat`)
     inhibited: list[str] = field(default_factory=list)
+    inhibition_targets: list[str] = field(default_factory=list)  # what the alert inhibits: never mailed during the fault
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
     error_free: bool = False
-    fault_at: str = ""
+    answered: list[str] = field(default_factory=list)
+    proof: str = ""  # the fault path's counter, in words
+    proof_growth: float | None = None
+    inject_began_at: str = ""
+    fault_at: str = ""  # when the fault was in place: every time below counts from here
+    inject_s: float | None = None  # how long putting the fault in place took
     pending_s: float | None = None
     firing_s: float | None = None
     active_s: float | None = None
+    inhibited_by: list[str] = field(default_factory=list)  # what held the alert back in Alertmanager, if anything
     email_s: float | None = None
     restored_at: str = ""
     restore_s: float | None = None  # the restore, in seconds after the fault
@@ -88,7 +115,9 @@ class Record:
     resolved_email_s: float | None = None
     inhibited_seen_s: dict[str, float] = field(default_factory=dict)
     silent_seen: dict[str, str] = field(default_factory=dict)
+    not_recovered: list[str] = field(default_factory=list)  # recovery queries that returned nothing
     traffic_during_fault: dict[str, int] = field(default_factory=dict)
+    traffic_failures: list[str] = field(default_factory=list)
     emails: list[dict] = field(default_factory=list)  # each with arrived_s after the fault
     # Golden signals and the alert's pending/firing states from Prometheus: [s after the fault, value].
     signals: dict[str, list[list[float]]] = field(default_factory=dict)
@@ -101,11 +130,47 @@ class Record:
         """The drill's name in the report: the scenario's, and its run when repeated."""
         return self.scenario if self.run == 1 else f"{self.scenario}-{self.run}"
 
+    @property
+    def mailed(self) -> bool:
+        """Whether the alert is promised to reach people by email (the heartbeat is not)."""
+        return self.recipient is not None
+
     def violations(self) -> list[str]:
         """Every expectation this drill broke, in words; empty when it passed."""
+        if self.mismatch:
+            return [f"the configuration does not fit the scenario: {self.mismatch}"]
         broken = list(self.timeouts)
-        if self.slo_s > SLO_MAX:
-            broken.append(f"SLO window {self.slo_s:.0f} s is beyond the project's {SLO_MAX:.0f} s")
+        if self.promise_s > self.most_s:
+            broken.append(f"the promise of {self.promise_s:.0f} s is beyond the project's {self.most_s:.0f} s")
+        broken += self._alert_violations()
+        broken += self._timing_violations() if self.mailed else self._heartbeat_violations()
+        broken += self._email_violations()
+        for alert in self.inhibited:
+            if alert not in self.inhibited_seen_s:
+                broken.append(f"{alert} was never seen inhibited in Alertmanager while the fault lasted")
+        for alert, state in self.silent_seen.items():
+            broken.append(f"{alert} went {state}: it must stay silent in this fault")
+        broken += self._traffic_violations()
+        if self.proof and not self.proof_growth:
+            broken.append(f"the fault path did not run: {self.proof} did not grow")
+        broken += [f"not recovered after the resolved email: {query} returned nothing" for query in self.not_recovered]
+        return broken
+
+    def _alert_violations(self) -> list[str]:
+        broken = []
+        if self.pending_s is None:
+            broken.append(f"{self.alert} never went pending in Prometheus")
+        elif self.firing_s is None:
+            broken.append(f"{self.alert} went pending after {self.pending_s:.0f} s but never fired")
+        elif self.firing_s < self.floor_s:
+            broken.append(f"{self.alert} fired after {self.firing_s:.0f} s: before its for: of {self.floor_s:.0f} s")
+        if self.firing_s is not None and self.active_s is None and self.mailed:
+            held = f": inhibited by {', '.join(self.inhibited_by)}" if self.inhibited_by else ""
+            broken.append(f"{self.alert} fired but was never active in Alertmanager{held}")
+        return broken
+
+    def _timing_violations(self) -> list[str]:
+        broken = []
         if self.email_s is None:
             broken.append(f"no {self.alert} email arrived")
         else:
@@ -113,25 +178,29 @@ class Record:
                 broken.append(f"email after {self.email_s:.0f} s: earlier than the for: duration {self.floor_s:.0f} s")
             if self.email_s > self.bound_s:
                 broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
-            if self.email_s > self.slo_s:
-                broken.append(f"email after {self.email_s:.0f} s: outside the SLO window {self.slo_s:.0f} s")
+            if self.email_s > self.promise_s:
+                broken.append(f"email after {self.email_s:.0f} s: later than the promise {self.promise_s:.0f} s")
         if self.resolved_email_s is None:
             broken.append("no resolved email arrived")
-        elif self.resolved_email_s > self.resolved_bound_s:
-            broken.append(f"resolved email after {self.resolved_email_s:.0f} s: later than {self.resolved_bound_s:.0f} s")
-        broken += self._email_violations()
-        for alert in self.inhibited:
-            if alert not in self.inhibited_seen_s:
-                broken.append(f"{alert} was never seen inhibited in Alertmanager while the fault lasted")
-        for alert, state in self.silent_seen.items():
-            broken.append(f"{alert} went {state}: it must stay silent in this fault")
-        if self.error_free and set(self.traffic_during_fault) - {"201", "302"}:
-            broken.append(f"requests failed while the fault lasted: {self.traffic_during_fault}")
+        else:
+            if self.resolved_email_s > self.resolved_bound_s:
+                broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
+                              f"later than the bound {self.resolved_bound_s:.0f} s")
+            if self.resolved_promise_s is not None and self.resolved_email_s > self.resolved_promise_s:
+                broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
+                              f"later than the promise {self.resolved_promise_s:.0f} s")
         return broken
+
+    def _heartbeat_violations(self) -> list[str]:
+        if self.active_s is None:
+            return [f"{self.alert} never became active at its receiver"]
+        return [f"{self.alert} active at its receiver after {self.active_s:.0f} s: later than the {what} {limit:.0f} s"
+                for what, limit in (("bound", self.bound_s), ("promise", self.promise_s)) if self.active_s > limit]
 
     def _email_violations(self) -> list[str]:
         broken = []
         sent: dict[tuple[str, str], int] = {}
+        during_fault = lambda message: self.restore_s is None or message["arrived_s"] < self.restore_s  # noqa: E731
         for message in self.emails:
             match = _SUBJECT.match(message["subject"])
             if not match:
@@ -139,20 +208,54 @@ class Record:
                 continue
             alert, status = match["alert"], match["status"]
             sent[alert, status] = sent.get((alert, status), 0) + 1
-            if alert == self.alert:
-                if match["severity"] != self.severity.upper():
-                    broken.append(f"subject {message['subject']!r} does not start with {self.severity.upper()}:")
-                if message["recipients"] != [self.recipient]:
-                    broken.append(f"email went to {message['recipients']}, not [{self.recipient!r}]")
-                if "#" + self.alert.lower() not in message["text"]:
-                    broken.append(f"email {message['subject']!r} has no runbook link to #{self.alert.lower()}")
-            elif alert in self.inhibited and (self.restore_s is None or message["arrived_s"] < self.restore_s):
-                broken.append(f"{alert} emailed while the fault lasted: its inhibition did not hold")
-            elif alert not in self.collateral + self.inhibited:
+            if alert == self.alert and self.mailed:
+                broken += self._content_violations(message, match["severity"])
+            elif alert in self.inhibition_targets and during_fault(message):
+                broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
+            elif alert in self.collateral and during_fault(message):
+                broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
+            elif alert not in self.collateral + self.inhibition_targets:
                 broken.append(f"unexpected email {message['subject']!r}")
         for (alert, status), count in sent.items():
             if count > 1:
                 broken.append(f"{count} {alert} {status} emails: duplicates")
+        return broken
+
+    def _content_violations(self, message: dict, severity: str) -> list[str]:
+        """What a person reads: the subject's severity, both recipients, and both parts' summary and links."""
+        broken = []
+        subject = message["subject"]
+        if severity != self.severity.upper():
+            broken.append(f"subject {subject!r} does not start with {self.severity.upper()}:")
+        for where in ("recipients", "envelope"):
+            if message[where] != [self.recipient]:
+                broken.append(f"email {subject!r} went to {message[where]} ({where}), not [{self.recipient!r}]")
+        text, page = message["text"], message["html"]
+        anchor = "#" + self.alert.lower()
+        links = [link for link in re.findall(r"^(?:Runbook|Dashboard):\s+(\S+)$", text, re.M)]
+        if not any(link.endswith(anchor) for link in links):
+            broken.append(f"email {subject!r}: the text part has no runbook link to {anchor}")
+        if len(links) != 2:
+            broken.append(f"email {subject!r}: the text part lacks its runbook or dashboard link")
+        hrefs = re.findall(r'href="([^"]*)"', page)
+        for link in links:
+            if html.escape(link) not in hrefs and link not in hrefs:
+                broken.append(f"email {subject!r}: the HTML part has no link to {link}")
+        summary = _SUMMARY.search(text)
+        if not summary or not summary[1].strip():
+            broken.append(f"email {subject!r}: the text part has no summary")
+        elif html.escape(summary[1].strip(), quote=False) not in page:
+            broken.append(f"email {subject!r}: the HTML part lacks the summary {summary[1].strip()!r}")
+        return broken
+
+    def _traffic_violations(self) -> list[str]:
+        broken = [f"a traffic client failed: {failure}" for failure in self.traffic_failures]
+        seen = self.traffic_during_fault
+        if self.error_free and set(seen) - {"201", "302"}:
+            broken.append(f"requests failed while the fault lasted: {seen}")
+        for pattern in self.answered:
+            if not any(re.fullmatch(pattern, status) for status in seen):
+                broken.append(f"no request was answered {pattern} while the fault lasted: {seen}")
         return broken
 
 
@@ -167,45 +270,78 @@ class Drill:
         self.records: list[Record] = []
 
     def run(self, scenario: Scenario, run: int = 1) -> Record:
-        """Steady state, inject, observe to the email, restore, observe to the resolved email."""
+        """Steady state, inject, observe to the email, restore, observe to the resolved email; then the verdict."""
         began = time.monotonic()
-        spec = config.alert(scenario.alert)
-        record = Record(
-            scenario=scenario.name, run=run, alert=spec.name, severity=scenario.severity, recipient=scenario.recipient,
-            fault=scenario.fault, slo_s=spec.slo_s, floor_s=spec.for_s, bound_s=scenario.bound(spec),
-            resolved_bound_s=spec.resolved_bound, bound_why=_bound_why(spec, scenario),
-            inhibited=list(scenario.inhibited), silent=list(scenario.silent),
-            collateral=list(scenario.collateral), error_free=scenario.error_free,
-        )
+        record = expectation(scenario, run)
         self.records.append(record)
-        say(f"drill {scenario.name}: {spec.name} must email {scenario.recipient} between {spec.for_s:.0f} s "
-            f"and {record.bound_s:.0f} s after the fault (SLO {spec.slo_s:.0f} s); bound = {record.bound_why}")
+        if record.mismatch:
+            return record
+        who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
+        say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
+            f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
+            f"{record.bound_why}; promise {record.promise_s:.0f} s)")
         traffic = Traffic(self.stack.url("app")).start() if scenario.traffic else None
         try:
-            self.steady_state(spec, traffic)
-            self._drill(scenario, record, spec, traffic)
+            if record.mailed:
+                self.steady_state(traffic)
+                self._drill(scenario, record, traffic)
+            else:  # the heartbeat is itself the first part of every steady state: measured from the start
+                self._heartbeat(record)
         finally:
             if traffic:
                 traffic.stop()
+                record.traffic_failures = list(traffic.failures)
             record.duration_s = round(time.monotonic() - began, 1)
         record.verdict = "fail" if record.violations() else "pass"
+        say(f"drill {scenario.name}: {record.verdict}" + "".join(f"\n  - {v}" for v in record.violations()))
         return record
 
-    def _drill(self, scenario: Scenario, record: Record, spec: config.AlertSpec, traffic: Traffic | None) -> None:
+    def steady_state(self, traffic: Traffic | None) -> None:
+        """Every target up, traffic seen (if any), the Watchdog firing and active, no other alert, an empty inbox."""
+        wanted = ["min(up) == 1"]
+        if traffic:
+            wanted.append('sum(rate(http_requests_total{job="app", route!="/metrics"}[1m])) > 0')
+        wait_until(
+            "every scrape target up" + (", traffic in the metrics" if traffic else "")
+            + " and the Watchdog firing, no other alert pending or firing",
+            lambda: ([bool(self.prometheus.query(expr)) for expr in wanted], self.prometheus.alert_states()),
+            done=lambda seen: all(seen[0]) and seen[1] == {WATCHDOG: "firing"},
+            timeout=STEADY_TIMEOUT,
+            hint="the stack is not healthy before the fault: see the saved container logs",
+        )
+        # The pipeline works end to end before we break it: the heartbeat has reached Alertmanager.
+        wait_until(
+            "Alertmanager to hold the Watchdog and no other active alert",
+            self.alertmanager.active_alerts,
+            done=lambda active: active == {WATCHDOG},
+            timeout=config.alert(WATCHDOG).resolved_bound + WAIT_MARGIN,
+        )
+        self.inbox.clear()
+
+    def _drill(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
         restored = False
-        fault_at, fault_epoch = time.monotonic(), time.time()
-        record.fault_at = _now()
+        record.inject_began_at = _now()
+        inject_began = time.monotonic()
+        proof_before = self._proof(scenario.proof, default=0.0)
         arrivals: dict[int, float] = {}
+        fault_at, fault_epoch = inject_began, time.time()
         try:
             say(f"drill {scenario.name}: inject: {scenario.fault}")
             scenario.inject(self.stack)
+            fault_at, fault_epoch = time.monotonic(), time.time()
+            record.fault_at = _now()
+            record.inject_s = round(fault_at - inject_began, 1)
+            say(f"drill {scenario.name}: the fault is in place ({record.inject_s} s to put it there); "
+                f"waiting for {record.alert} to fire and email")
             self._watch(record, self._watch_firing(scenario, record, fault_at, arrivals),
-                        deadline=max(record.bound_s, spec.slo_s) + WAIT_MARGIN)
+                        deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
             if scenario.inhibited and record.email_s is not None:
                 # Hold the fault until the alerts it causes fire and are seen inhibited.
                 longest = max(config.alert(name).bound for name in scenario.inhibited)
                 self._watch(record, self._watch_inhibited(record, fault_at, arrivals),
                             deadline=longest + WAIT_MARGIN - (time.monotonic() - fault_at))
+            if scenario.proof:
+                record.proof_growth = self._proof(scenario.proof, default=proof_before) - proof_before
             restored_at = time.monotonic()
             if traffic:
                 record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
@@ -216,7 +352,9 @@ class Drill:
             record.restore_s = round(restored_at - fault_at, 1)
             if record.email_s is not None:  # no firing email, no resolved one to wait for
                 self._watch(record, self._watch_resolved(record, fault_at, restored_at, arrivals),
-                            deadline=spec.resolved_bound + WAIT_MARGIN)
+                            deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
+                if record.resolved_email_s is not None:
+                    record.not_recovered = [query for query in scenario.recovered if not self.prometheus.query(query)]
         finally:
             if not restored:
                 say(f"drill {scenario.name}: restore (after a failure)")
@@ -224,26 +362,33 @@ class Drill:
             self._note_emails(record, fault_at, arrivals)
             self._note_signals(record, fault_epoch)
 
-    def steady_state(self, spec: config.AlertSpec, traffic: Traffic | None) -> None:
-        """Every target up, traffic seen (if any), no alert but the Watchdog, an empty inbox."""
-        wanted = ["min(up) == 1"]
-        if traffic:
-            wanted.append('sum(rate(http_requests_total{job="app", route!="/metrics"}[1m])) > 0')
-        wait_until(
-            "every scrape target up" + (", traffic in the metrics" if traffic else "")
-            + " and no alert but the Watchdog pending or firing",
-            lambda: ([bool(self.prometheus.query(expr)) for expr in wanted], self.prometheus.alert_states()),
-            done=lambda seen: all(seen[0]) and set(seen[1]) <= {WATCHDOG},
-            timeout=STEADY_TIMEOUT,
-            hint="the stack is not healthy before the fault: see the saved container logs",
-        )
-        wait_until(
-            "Alertmanager to hold no active alert but the Watchdog",
-            self.alertmanager.active_alerts,
-            done=lambda active: active <= {WATCHDOG},
-            timeout=spec.resolved_bound + WAIT_MARGIN,
-        )
-        self.inbox.clear()
+    def _heartbeat(self, record: Record) -> None:
+        """The heartbeat: firing, and active at its receiver within its bound of the stack being ready; no email."""
+        spec = config.alert(record.alert)
+        started = self.stack.ready_at
+        record.fault_at = _now()
+
+        def observe():
+            elapsed = round(time.monotonic() - started, 1)
+            if record.firing_s is None and self.prometheus.alert_states().get(record.alert) == "firing":
+                record.pending_s = record.firing_s = elapsed
+            if record.active_s is None and record.alert in self.alertmanager.active_alerts(receiver=spec.receiver):
+                record.active_s = elapsed
+            return {"prometheus": "firing" if record.firing_s is not None else "not yet",
+                    f"alertmanager ({spec.receiver})": "active" if record.active_s is not None else "not yet"}
+
+        self._watch(record, lambda deadline: wait_until(
+            f"{record.alert} firing and active at the {spec.receiver} receiver", observe,
+            done=lambda _: record.firing_s is not None and record.active_s is not None,
+            timeout=deadline, interval=POLL), deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
+        # One heartbeat interval and a group_wait with no email: the heartbeat never reaches people.
+        quiet = spec.repeat_interval + spec.group_wait + config.DELIVERY_SLACK
+        say(f"drill {record.scenario}: {record.alert} active at {spec.receiver} {record.active_s} s after the stack "
+            f"was ready; the inbox must stay empty for {quiet:.0f} s more")
+        quiet_until = time.monotonic() + quiet
+        wait_until(f"{quiet:.0f} s of an inbox that stays empty", lambda: {"emails": len(self.inbox.messages())},
+                   done=lambda _: time.monotonic() >= quiet_until, timeout=quiet + POLL + 1)
+        self._note_emails(record, started, {})
 
     @staticmethod
     def _watch(record: Record, watch: Callable[[float], None], deadline: float) -> None:
@@ -254,6 +399,15 @@ class Drill:
             say(f"drill {record.scenario}: {timeout}")
             record.timeouts.append(str(timeout))
 
+    def _proof(self, proof: Proof | None, default: float) -> float:
+        """The current value of the fault path's counter (default while its component is down)."""
+        if proof is None:
+            return default
+        try:
+            return counter(self.stack.url(proof.service), proof.metric, dict(proof.labels))
+        except OSError:
+            return default
+
     def _observe_alerts(self, record: Record, since: float) -> dict[str, str]:
         """Prometheus's alert states; notes silent alerts that went off and inhibited ones seen so."""
         states = self.prometheus.alert_states()
@@ -261,8 +415,9 @@ class Drill:
             if alert in states:
                 record.silent_seen.setdefault(alert, states[alert])
         if record.inhibited and record.restore_s is None:
+            inhibited = _unless_down(self.alertmanager.inhibited_alerts, {})
             for alert in record.inhibited:
-                if alert not in record.inhibited_seen_s and alert in _unless_down(self.alertmanager.inhibited_alerts, set()):
+                if alert not in record.inhibited_seen_s and alert in inhibited:
                     record.inhibited_seen_s[alert] = round(time.monotonic() - since, 1)
         return states
 
@@ -276,8 +431,12 @@ class Drill:
                 record.pending_s = elapsed  # pending, or already firing when for: is 0
             if state == "firing" and record.firing_s is None:
                 record.firing_s = elapsed
-            if record.active_s is None and record.alert in _unless_down(self.alertmanager.active_alerts, set()):
-                record.active_s = elapsed
+            if record.active_s is None and record.firing_s is not None:
+                if record.alert in _unless_down(self.alertmanager.active_alerts, set()):
+                    record.active_s = elapsed
+                else:
+                    held = _unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
+                    record.inhibited_by = sorted(held or record.inhibited_by)
             reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s}
             while steps and reached[steps[0].when] is not None:
                 step = steps.pop(0)
@@ -285,11 +444,12 @@ class Drill:
                 step.action(self.stack)
             if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
                 record.email_s = round(time.monotonic() - fault_at, 1)  # a step may have taken time
-            return {"prometheus": state, "alertmanager_after": record.active_s, "email_after": record.email_s}
+            return {"prometheus": state or "inactive", "alertmanager": "active" if record.active_s is not None else "not yet",
+                    "email": "arrived" if record.email_s is not None else "not yet"}
 
         def watch(deadline: float) -> None:
-            wait_until(f"the {record.alert} email", observe, done=lambda _: record.email_s is not None,
-                       timeout=deadline, interval=POLL)
+            wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault})", observe,
+                       done=lambda _: record.email_s is not None, timeout=deadline, interval=POLL)
             say(f"drill {record.scenario}: pending {record.pending_s} s, firing {record.firing_s} s, "
                 f"active {record.active_s} s, email {record.email_s} s after the fault (bound {record.bound_s:.0f} s)")
 
@@ -316,7 +476,7 @@ class Drill:
                 record.recovered_s = elapsed
             if record.resolved_email_s is None and self._arrived(record.alert, "resolved", fault_at, arrivals):
                 record.resolved_email_s = elapsed
-            return {"prometheus": state, "resolved_email_after": record.resolved_email_s}
+            return {"prometheus": state or "inactive", "resolved email": "arrived" if record.resolved_email_s is not None else "not yet"}
 
         def watch(deadline: float) -> None:
             wait_until(f"the {record.alert} resolved email", observe,
@@ -328,7 +488,7 @@ class Drill:
 
     def _arrived(self, alert: str, status: str, fault_at: float, arrivals: dict[int, float]) -> bool:
         """Poll the inbox, noting when each message first appeared; has this alert's email come?"""
-        messages = self.inbox.messages()
+        messages = _unless_down(self.inbox.messages, [])
         for index in range(len(messages)):
             arrivals.setdefault(index, round(time.monotonic() - fault_at, 1))
         return any(alert in m.subject and status in m.subject for m in messages)
@@ -341,7 +501,7 @@ class Drill:
             return
         now = round(time.monotonic() - fault_at, 1)
         record.emails = [
-            asdict(m) | {"recipients": list(m.recipients), "arrived_s": arrivals.get(i, now)}
+            asdict(m) | {"recipients": list(m.recipients), "envelope": list(m.envelope), "arrived_s": arrivals.get(i, now)}
             for i, m in enumerate(messages)
         ]
 
@@ -352,7 +512,58 @@ class Drill:
             record.timeouts.append(f"could not read the signals from Prometheus at the end: {error}")
 
 
-def _unless_down(read: Callable[[], set[str]], fallback: set[str]) -> set[str]:
+def expectation(scenario: Scenario, run: int = 1) -> Record:
+    """The record of a drill before it runs: what the promise and the configuration expect of it.
+
+    A configuration the harness cannot map to the scenario (a renamed alert or scrape job, an
+    alert without a promise) gives a failed record that names the mismatch.
+    """
+    try:
+        spec = config.alert(scenario.alert)
+        promise = promises.promise(scenario.alert)
+        targets = config.inhibition_targets(spec.labels)
+    except config.ConfigMismatch as mismatch:
+        return Record(scenario=scenario.name, run=run, alert=scenario.alert, severity="?", recipient=None,
+                      fault=scenario.fault, promise_s=0, floor_s=0, bound_s=0, resolved_bound_s=0,
+                      mismatch=str(mismatch), verdict="fail")
+    return Record(
+        scenario=scenario.name, run=run, alert=spec.name, severity=promise.severity, recipient=promise.recipient,
+        fault=scenario.fault, promise_s=promise.firing_s + scenario.extra_delay, floor_s=spec.for_s,
+        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound, resolved_promise_s=promise.resolved_s,
+        most_s=promises.most(), bound_why=_bound_why(spec, scenario),
+        inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
+        collateral=list(scenario.collateral), error_free=scenario.error_free, answered=list(scenario.answered),
+        proof=_proof_words(scenario.proof),
+    )
+
+
+def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | None = None) -> Record:
+    """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
+    name = scenario.name if run == 1 else f"{scenario.name}-{run}"
+    threading.current_thread().name = name  # progress lines of drills side by side carry it
+    try:
+        with running or Stack() as stack:  # the drill restores its fault before the stack goes
+            record = Drill(stack).run(scenario, run)
+            if record.verdict == "fail":
+                stack.save_logs(LOG_DIR / name)
+                say(f"drill {name}: container logs saved under {LOG_DIR / name}")
+            return record
+    except Exception as error:  # noqa: BLE001 - a stack that cannot start is that drill's failure, in words
+        record = expectation(scenario, run)
+        record.timeouts.append(f"the drill could not run: {type(error).__name__}: {error}")
+        record.verdict = "fail"
+        return record
+
+
+def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack | None = None) -> list[Future]:
+    """Start every drill, at_once of them at a time, each on its own fresh stack (one after the other on a running one)."""
+    pool = ThreadPoolExecutor(max_workers=1 if running else at_once, thread_name_prefix="drill")
+    futures = [pool.submit(drill_on_its_own_stack, scenario, run, running) for scenario, run in jobs]
+    pool.shutdown(wait=False)  # the futures finish; nothing more is submitted
+    return futures
+
+
+def _unless_down(read: Callable[[], object], fallback):
     """What read() returns, or fallback while the service it asks is down (itself a fault in some drills)."""
     try:
         return read()
@@ -363,10 +574,17 @@ def _unless_down(read: Callable[[], set[str]], fallback: set[str]) -> set[str]:
 def _bound_why(spec: config.AlertSpec, scenario: Scenario) -> str:
     parts = [f"window {spec.window_s:.0f}"] if spec.window_s else []
     parts += [f"for {spec.for_s:.0f}", f"scrape {spec.scrape_interval:.0f}", f"evaluation {spec.evaluation_interval:.0f}",
-             f"group_wait {spec.group_wait:.0f}", f"slack {config.DELIVERY_SLACK:.0f}"]
+              f"group_wait {spec.group_wait:.0f}", f"slack {config.DELIVERY_SLACK:.0f}"]
     if scenario.extra_delay:
         parts.append(f"{scenario.extra_delay_why} {scenario.extra_delay:.0f}")
     return " + ".join(parts)
+
+
+def _proof_words(proof: Proof | None) -> str:
+    if proof is None:
+        return ""
+    labels = ", ".join(f'{name}="{value}"' for name, value in proof.labels)
+    return f"{proof.service}'s {proof.metric}{{{labels}}} ({proof.what})"
 
 
 def _now() -> str:

@@ -14,8 +14,10 @@ class Message:
     """One email as the sink received it."""
 
     subject: str
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...]  # the To header
     text: str
+    html: str = ""
+    envelope: tuple[str, ...] = ()  # RCPT TO of the SMTP session: where the sink really delivered it
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,14 @@ class Flavour:
     def parse(self, payload) -> list[Message]:
         """The messages of a list response, oldest first."""
         if self.name == "mailhog":
-            raws = [item["Raw"]["Data"] for item in reversed(payload["items"])]
-            return [_from_mime(raw) for raw in raws]
+            return [_from_mime(item["Raw"]["Data"], tuple(item["Raw"]["To"])) for item in reversed(payload["items"])]
         return [
             Message(
                 subject=item.get("subject", ""),
                 recipients=tuple(to["address"] for to in item.get("to", [])),
                 text=item.get("text") or "",
+                html=item.get("html") or "",
+                envelope=tuple(to["address"] for to in item.get("envelope", {}).get("to", [])),
             )
             for item in payload
         ]
@@ -57,13 +60,15 @@ MAILDEV = Flavour("maildev", ready_path="/healthz", list_path="/email", clear=("
 FLAVOURS = {"upstream": MAILHOG, "local": MAILDEV}
 
 
-def _from_mime(raw: str) -> Message:
+def _from_mime(raw: str, envelope: tuple[str, ...]) -> Message:
     parsed = email.message_from_string(raw, policy=email.policy.default)
-    body = parsed.get_body(preferencelist=("plain", "html"))
+    text, page = (parsed.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
     return Message(
         subject=str(parsed["Subject"] or ""),
         recipients=tuple(a.addr_spec for a in parsed["To"].addresses) if parsed["To"] else (),
-        text=body.get_content() if body else "",
+        text=text.get_content() if text else "",
+        html=page.get_content() if page else "",
+        envelope=envelope,
     )
 
 

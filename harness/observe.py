@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class Prometheus:
@@ -47,8 +48,25 @@ class Alertmanager:
         response.raise_for_status()
         return {alert["labels"]["alertname"] for alert in response.json() if alert["status"]["state"] == "active"}
 
-    def inhibited_alerts(self) -> set[str]:
-        """Names of the alerts Alertmanager holds but suppresses through an inhibition rule."""
-        response = requests.get(self.url + "/api/v2/alerts", params={"inhibited": "true"}, timeout=5)
+    def inhibited_alerts(self) -> dict[str, set[str]]:
+        """Each alert Alertmanager holds but suppresses through an inhibition rule, with the alerts inhibiting it."""
+        response = requests.get(self.url + "/api/v2/alerts", timeout=5)
         response.raise_for_status()
-        return {alert["labels"]["alertname"] for alert in response.json() if alert["status"]["inhibitedBy"]}
+        alerts = response.json()
+        names = {alert["fingerprint"]: alert["labels"]["alertname"] for alert in alerts}
+        return {
+            alert["labels"]["alertname"]: {names.get(source, source) for source in alert["status"]["inhibitedBy"]}
+            for alert in alerts if alert["status"]["inhibitedBy"]
+        }
+
+
+def counter(url: str, metric: str, labels: dict[str, str]) -> float:
+    """The sum of a metric's samples with these labels, read from a component's own /metrics."""
+    response = requests.get(url + "/metrics", timeout=5)
+    response.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == metric and labels.items() <= sample.labels.items()
+    )

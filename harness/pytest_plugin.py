@@ -1,10 +1,10 @@
-"""pytest plugin: the stack as fixtures, progress on the terminal, logs of failed tests, the run report."""
+"""pytest plugin: the drills side by side, the stack as fixtures, progress on the terminal, logs of failed tests, the run report."""
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from concurrent.futures import Future
 
 import pytest
 
@@ -12,17 +12,28 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from harness import report, waiting  # noqa: E402
-from harness.drill import Drill  # noqa: E402
+from harness.drill import LOG_DIR, Record, Scenario, side_by_side  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 
-LOG_DIR = Path("reports") / "logs"
-_stacks: list[Stack] = []
-_drills: list[Drill] = []
+# Drills at a time. Each runs on a stack of its own; they mostly wait on Prometheus's and
+# Alertmanager's clocks, so more than the cores fit (measured on 2 cores: see the README).
+AT_ONCE = 8
+
+DRILLS = pytest.StashKey[dict[str, Future]]()
+STACKS = pytest.StashKey[list[Stack]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("chaos").addoption(
+        "--drills-at-once", type=int, default=AT_ONCE, metavar="K",
+        help="chaos drills to run side by side, each on a stack of its own (default: %(default)s)")
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "chaos: a real fault against the full stack (minutes, not seconds)")
+    config.stash[DRILLS] = {}
+    config.stash[STACKS] = []
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
@@ -36,25 +47,54 @@ def pytest_configure(config: pytest.Config) -> None:
         waiting.sink = show
 
 
-def _started(stack: Stack):
-    _stacks.append(stack)
+def _scenario(item: pytest.Item) -> Scenario | None:
+    """The scenario a test drills: its `scenario` parameter, when it asks for the `drilled` fixture."""
+    callspec = getattr(item, "callspec", None)
+    wants = "drilled" in getattr(item, "fixturenames", ())
+    return callspec.params.get("scenario") if callspec and wants else None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start every selected drill at once, side by side, before the first test runs; each test awaits its own."""
+    if session.config.option.collectonly:
+        return
+    chosen = {scenario.name: scenario for item in session.items if (scenario := _scenario(item))}
+    if chosen:
+        at_once = max(1, session.config.getoption("drills_at_once"))
+        waiting.say(f"chaos: {len(chosen)} drills, {min(at_once, len(chosen))} at a time, each on a fresh stack")
+        futures = side_by_side([(scenario, 1) for scenario in chosen.values()], at_once)
+        session.config.stash[DRILLS] = dict(zip(chosen, futures))
+
+
+@pytest.fixture
+def drilled(request: pytest.FixtureRequest):
+    """The record of a scenario's drill, once it has run (they were all started with the session)."""
+
+    def record(scenario: Scenario) -> Record:
+        return request.config.stash[DRILLS][scenario.name].result()
+
+    return record
+
+
+def _started(config: pytest.Config, stack: Stack):
+    config.stash[STACKS].append(stack)
     try:
         yield stack.start()
     finally:
         stack.stop()
-        _stacks.remove(stack)
+        config.stash[STACKS].remove(stack)
 
 
 @pytest.fixture(scope="module")
-def stack():
-    """The whole stack, fresh for each module: a scenario's alerts and error budget never leak into the next."""
-    yield from _started(Stack())
+def stack(request: pytest.FixtureRequest):
+    """The whole stack, fresh for each module: a test's alerts and error budget never leak into the next."""
+    yield from _started(request.config, Stack())
 
 
 @pytest.fixture(scope="session")
-def data_stack():
+def data_stack(request: pytest.FixtureRequest):
     """Postgres and Redis alone, for tests of the service in-process."""
-    yield from _started(Stack(services=("postgres", "redis")))
+    yield from _started(request.config, Stack(services=("postgres", "redis")))
 
 
 @pytest.fixture(scope="session")
@@ -67,27 +107,29 @@ def redis_url(data_stack: Stack) -> str:
     return data_stack.redis_url
 
 
-@pytest.fixture(scope="module")
-def drill(stack: Stack) -> Drill:
-    """Runs chaos scenarios on the session's stack; its records make the run report."""
-    runner = Drill(stack)
-    _drills.append(runner)
-    return runner
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     result = yield
-    if result.failed and _stacks:
+    stacks = item.config.stash[STACKS]
+    if result.failed and stacks:
         folder = LOG_DIR / re.sub(r"[^\w.-]+", "_", item.nodeid)
-        for running in _stacks:
+        for running in stacks:
             running.save_logs(folder / running.name)
         result.sections.append(("container logs", f"saved under {folder}"))
     return result
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    records = [record for runner in _drills for record in runner.records]
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An interrupted run still ends every drill: each restores its fault and removes its stack."""
+    futures = session.config.stash[DRILLS].values()
+    if any(not future.done() for future in futures):
+        waiting.abort.set()
+        for future in futures:
+            future.exception()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    records = [future.result() for future in config.stash[DRILLS].values() if future.done() and not future.exception()]
     if not records:
         return
     path = report.write(records)

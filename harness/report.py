@@ -9,19 +9,20 @@ from pathlib import Path
 
 import jinja2
 
-from harness import timeline
+from harness import config, timeline
 from harness.drill import Record
 
-REPORT_DIR = Path("reports") / "chaos"
+REPORT_DIR = config.ROOT / "reports" / "chaos"
 
 COLUMNS = (
     ("name", "scenario", "{}"),
     ("alert", "alert", "{}"),
-    ("slo_s", "SLO s", "{:.0f}"),
+    ("promise_s", "promise s", "{:.0f}"),
     ("floor_s", "for s", "{:.0f}"),
     ("bound_s", "bound s", "{:.0f}"),
     ("pending_s", "pending", "{:.1f}"),
     ("firing_s", "firing", "{:.1f}"),
+    ("active_s", "active", "{:.1f}"),
     ("email_s", "email", "{:.1f}"),
     ("resolved_email_s", "resolved email", "{:.1f}"),
     ("verdict", "verdict", "{}"),
@@ -47,9 +48,10 @@ img { max-width: 100%; border: 1px solid #ddd; } code { background: #f4f4f4; }
 <h2 id="{{ drill.name }}">{{ drill.name }}: {{ drill.alert }}
 <span class="{{ drill.verdict }}">{{ drill.verdict }}</span></h2>
 <p><b>Fault:</b> {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
-<b>Expected:</b> a {{ drill.severity }} email to {{ drill.recipient }} between {{ drill.floor_s|round|int }} s
-and {{ drill.bound_s|round|int }} s after the fault (bound = {{ drill.bound_why }}), SLO window
-{{ drill.slo_s|round|int }} s.<br>
+<b>Expected:</b> {% if drill.recipient %}a {{ drill.severity }} email to {{ drill.recipient }}{% else %}active at its
+receiver, no email{% endif %} between {{ drill.floor_s|round|int }} s and {{ [drill.bound_s, drill.promise_s]|min|round|int }} s
+after the fault: the bound {{ drill.bound_s|round|int }} s = {{ drill.bound_why }}; the promise {{ drill.promise_s|round|int }} s.<br>
+{% if drill.proof %}<b>Fault path:</b> {{ drill.proof }} grew by {{ drill.proof_growth }}.<br>{% endif %}
 <b>Measured:</b> pending {{ drill.pending_s }} s, firing {{ drill.firing_s }} s, active in Alertmanager
 {{ drill.active_s }} s, email {{ drill.email_s }} s after the fault; alert gone {{ drill.recovered_s }} s and
 resolved email {{ drill.resolved_email_s }} s after the restore.

@@ -1,19 +1,18 @@
-"""The chaos scenarios: each a real fault, the alert it must cause, and whom that alert must reach."""
+"""The chaos scenarios, each complete as data: a real fault, the alert it must cause, what else must and must not be seen.
+
+Whom each alert must reach, and how soon, is its promise in observability/promises.yml.
+"""
 
 import time
 
 from harness import config
-from harness.drill import Scenario, Step
+from harness.drill import Proof, Scenario, Step
 from harness.faults import TableLock, accept_writes, reject_writes
-from harness.stack import Stack
+from harness.stack import PROMETHEUS_RESEND_DELAY, Stack
 
-ONCALL = "oncall@shortener.example"  # pages: critical alerts
-TEAM = "team@shortener.example"  # warnings
-
-# Prometheus re-sends a firing alert at the first evaluation strictly after its
-# --rules.alert.resend-delay (default 1m) from the last send, even when that send failed
-# because Alertmanager was down.
-PROMETHEUS_RESEND_DELAY = 60.0 + config.alert("ServiceDown").evaluation_interval
+# Prometheus re-sends a firing alert at the first evaluation strictly after its resend delay
+# from the last send, even when that send was lost (Alertmanager down, or not yet found).
+RESEND = config.seconds(PROMETHEUS_RESEND_DELAY) + config.alert("ServiceDown").evaluation_interval
 # How long the mail sink stays down after Alertmanager's first attempt, and the back-off
 # that Alertmanager's retries (exponential from 0.5 s, factor 1.5) may add once it is back.
 MAIL_OUTAGE = 10.0
@@ -47,18 +46,15 @@ def _start_after_outage(service: str):
 SERVICE_DOWN = Scenario(
     name="service_down",
     alert="ServiceDown",
-    severity="critical",
-    recipient=ONCALL,
     fault="stop the app's container (its Gunicorn master and workers exit)",
     inject=_stop("app"),
     restore=_start("app"),
+    recovered=('up{job="app"} == 1',),
 )
 
 POSTGRES_DOWN = Scenario(
     name="postgres_down",
     alert="PostgresDown",
-    severity="critical",
-    recipient=ONCALL,
     fault="stop the Postgres container under traffic (creates fail, uncached redirects fail)",
     inject=_stop("postgres"),
     restore=_start("postgres"),
@@ -66,14 +62,13 @@ POSTGRES_DOWN = Scenario(
     # The errors it causes are inhibited while it lasts; once Postgres is back, the error
     # rate's 1m window and the budget's windows may still report them for a while.
     inhibited=("HighErrorRate",),
-    collateral=("HighErrorRate", "HighLatency", *BUDGET_BURN),
+    answered=("503",),
+    recovered=('pg_up{job="postgres"} == 1',),
 )
 
 REDIS_DOWN = Scenario(
     name="redis_down",
     alert="RedisDown",
-    severity="warning",
-    recipient=TEAM,
     fault="stop the Redis container under traffic (the cache and the rate limiter are gone)",
     inject=_stop("redis"),
     restore=_start("redis"),
@@ -81,27 +76,26 @@ REDIS_DOWN = Scenario(
     # Graceful degradation: redirects come from Postgres, creates go through, no 5xx.
     silent=("HighErrorRate", "HighLatency"),
     error_free=True,
+    answered=("302",),
+    recovered=('redis_up{job="redis"} == 1',),
 )
 
 HIGH_ERROR_RATE = Scenario(
     name="high_error_rate",
     alert="HighErrorRate",
-    severity="warning",
-    recipient=TEAM,
     fault="a broken migration: a trigger makes every insert into links fail (creates answer 5xx)",
     inject=reject_writes,
     restore=accept_writes,
     traffic=True,
     silent=("PostgresDown", "ServiceDown"),
     collateral=BUDGET_BURN,
+    answered=("5..",),
 )
 
 _LOCK = TableLock()
 HIGH_LATENCY = Scenario(
     name="high_latency",
     alert="HighLatency",
-    severity="warning",
-    recipient=TEAM,
     fault="a session holds an exclusive lock on links for 1 s in every 1.1 s (every query on links waits)",
     inject=_LOCK.hold,
     restore=_LOCK.release,
@@ -113,8 +107,6 @@ HIGH_LATENCY = Scenario(
 ALERTMANAGER_RESTART = Scenario(
     name="alertmanager_restart",
     alert="ServiceDown",
-    severity="critical",
-    recipient=ONCALL,
     fault="stop the app; Alertmanager goes down while ServiceDown is pending and comes back once it fires",
     inject=_stop("app"),
     restore=_start("app", "alertmanager"),
@@ -123,15 +115,16 @@ ALERTMANAGER_RESTART = Scenario(
         Step("firing", "start Alertmanager (Prometheus's first send of the firing alert was lost)",
              _start("alertmanager")),
     ),
-    extra_delay=PROMETHEUS_RESEND_DELAY,
+    extra_delay=RESEND,
     extra_delay_why="Prometheus resend delay and its evaluation",
+    proof=Proof("prometheus", "prometheus_notifications_errors_total",
+                what="Prometheus failed to send to the stopped Alertmanager"),
+    recovered=('up{job="app"} == 1',),
 )
 
 MAILSINK_DOWN = Scenario(
     name="mailsink_down",
     alert="ServiceDown",
-    severity="critical",
-    recipient=ONCALL,
     fault="stop the app and the mail sink; the sink comes back 10 s after Alertmanager's first attempt",
     inject=_stop("mailsink", "app"),
     restore=_start("mailsink", "app"),
@@ -139,10 +132,25 @@ MAILSINK_DOWN = Scenario(
                 _start_after_outage("mailsink")),),
     extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
     extra_delay_why="mail outage and Alertmanager retry back-off",
+    proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
+                what="Alertmanager's attempts to mail the stopped sink failed"),
+    recovered=('up{job="app"} == 1',),
+)
+
+WATCHDOG = Scenario(
+    name="watchdog",
+    alert="Watchdog",
+    fault="none: a freshly started stack, as after any Prometheus restart (its first heartbeat may be lost "
+          "before it has found Alertmanager)",
+    inject=lambda stack: None,
+    restore=lambda stack: None,
+    extra_delay=RESEND,
+    extra_delay_why="a fresh Prometheus's resend delay and its evaluation",
 )
 
 SCENARIOS = {
     scenario.name: scenario
-    for scenario in (SERVICE_DOWN, POSTGRES_DOWN, REDIS_DOWN, HIGH_ERROR_RATE, HIGH_LATENCY,
-                     ALERTMANAGER_RESTART, MAILSINK_DOWN)
+    # Longest first: side by side, the set ends soonest.
+    for scenario in (ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
+                     MAILSINK_DOWN, POSTGRES_DOWN)
 }

@@ -19,7 +19,7 @@ from typing import Callable, Mapping
 import docker
 from docker.errors import APIError
 from testcontainers.core.container import DockerContainer
-from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy
+from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy, WaitStrategy
 
 from harness import config, images, mail
 from harness.waiting import say
@@ -51,11 +51,22 @@ PORTS_LABEL = "shortener.ports"
 FLAVOUR_LABEL = "shortener.flavour"
 
 
+# Prometheus re-sends a firing alert only this long after its last send, even when that send
+# was lost (Alertmanager down, or not yet discovered); the bounds that can meet it read it here.
+PROMETHEUS_RESEND_DELAY = "1m"
+
+
 class HostContainer(DockerContainer):
     """A container on the host network: its ports are the host's and its address is 127.0.0.1."""
 
     def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None):
         super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})})
+        self.readiness: WaitStrategy | None = None
+
+    def ready_when(self, strategy: WaitStrategy) -> "HostContainer":
+        """Wait for this strategy after a start, and after every restart of the container."""
+        self.readiness = strategy
+        return self.waiting_for(strategy)
 
     def get_container_host_ip(self) -> str:
         return "127.0.0.1"
@@ -101,6 +112,7 @@ class Stack:
         self.containers: dict[str, HostContainer] = {}
         self.images: dict[str, images.Image] = {}
         self.attached = False  # found running (e.g. `make up`'s): used, never removed
+        self.ready_at = time.monotonic()  # when the last service became ready (or the stack was attached)
 
     @classmethod
     def attach(cls, name: str) -> "Stack | None":
@@ -165,7 +177,8 @@ class Stack:
             say(f"stack {self.name}: starting {name} ({self.images[name].ref})")
             container.start()
             say(f"stack {self.name}: {name} ready on {self.address(name)} in {time.monotonic() - started:.1f} s")
-        say(f"stack {self.name}: {len(self.services)} services ready in {time.monotonic() - began:.1f} s")
+        self.ready_at = time.monotonic()
+        say(f"stack {self.name}: {len(self.services)} services ready in {self.ready_at - began:.1f} s")
         return self
 
     def stop(self) -> None:
@@ -187,7 +200,7 @@ class Stack:
         """Start a stopped service again and wait until it is ready."""
         container = self.containers[name]
         container.get_wrapped_container().start()
-        container._wait_strategy.wait_until_ready(container)
+        container.readiness.wait_until_ready(container)
 
     def save_logs(self, folder: Path) -> None:
         """Write every container's output to folder/<service>.log."""
@@ -223,7 +236,7 @@ def postgres(stack: Stack) -> HostContainer:
         _container(stack, "postgres")
         .with_envs(POSTGRES_USER=DATABASE, POSTGRES_PASSWORD=stack.postgres_password, POSTGRES_DB=DATABASE)
         .with_command(["postgres", "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"])
-        .waiting_for(
+        .ready_when(
             ExecWaitStrategy(["pg_isready", "-h", "127.0.0.1", "-p", str(port), "-U", DATABASE])
             .with_startup_timeout(STARTUP_TIMEOUT)
         )
@@ -235,7 +248,7 @@ def redis(stack: Stack) -> HostContainer:
     return (
         _container(stack, "redis")
         .with_command(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .waiting_for(PortWaitStrategy(port).with_startup_timeout(STARTUP_TIMEOUT))
+        .ready_when(PortWaitStrategy(port).with_startup_timeout(STARTUP_TIMEOUT))
     )
 
 
@@ -252,7 +265,7 @@ def app(stack: Stack) -> HostContainer:
             # (it must fail open without Redis) but above what that client sends.
             SHORTENER_CREATE_LIMIT=stack.environ.get("SHORTENER_CREATE_LIMIT", CREATE_LIMIT),
         )
-        .waiting_for(_ready_http(port, "/health/ready"))
+        .ready_when(_ready_http(port, "/health/ready"))
     )
     if "jaeger" in stack.services:  # the app traces only where something receives the spans
         container.with_env("OTEL_EXPORTER_OTLP_ENDPOINT", stack.url("otlp"))
@@ -273,15 +286,29 @@ def prometheus(stack: Stack) -> HostContainer:
     return (
         _container(stack, "prometheus")
         .with_volume_mapping(str(rendered), "/etc/prometheus", "ro")
-        .with_command(
-            [
-                "--config.file=/etc/prometheus/prometheus.yml",
-                "--storage.tsdb.path=/tmp/prometheus",
-                f"--web.listen-address={stack.address('prometheus')}",
-            ]
-        )
-        .waiting_for(_ready_http(stack.ports["prometheus"], "/-/ready"))
+        .with_command(prometheus_command(stack))
+        # Ready means it has found its Alertmanager: alerts it fires before that are dropped.
+        .ready_when(_ready_http(stack.ports["prometheus"], "/api/v1/alertmanagers")
+                    .for_response_predicate(_alertmanager_discovered))
     )
+
+
+def prometheus_command(stack: Stack) -> list[str]:
+    """Prometheus's flags: where it reads and keeps its data, where it listens, when it re-sends alerts."""
+    return [
+        "--config.file=/etc/prometheus/prometheus.yml",
+        "--storage.tsdb.path=/tmp/prometheus",
+        f"--web.listen-address={stack.address('prometheus')}",
+        f"--rules.alert.resend-delay={PROMETHEUS_RESEND_DELAY}",
+    ]
+
+
+def _alertmanager_discovered(body: str) -> bool:
+    """Whether Prometheus's /api/v1/alertmanagers lists an active Alertmanager."""
+    try:
+        return bool(json.loads(body)["data"]["activeAlertmanagers"])
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def alertmanager(stack: Stack) -> HostContainer:
@@ -299,7 +326,7 @@ def alertmanager(stack: Stack) -> HostContainer:
                 "--cluster.listen-address=",
             ]
         )
-        .waiting_for(_ready_http(stack.ports["alertmanager"], "/-/ready"))
+        .ready_when(_ready_http(stack.ports["alertmanager"], "/-/ready"))
     )
 
 
@@ -307,7 +334,7 @@ def redis_exporter(stack: Stack) -> HostContainer:
     return (
         _container(stack, "redis-exporter")
         .with_command([f"--redis.addr={stack.redis_url}", f"--web.listen-address={stack.address('redis-exporter')}"])
-        .waiting_for(_ready_http(stack.ports["redis-exporter"], "/metrics"))
+        .ready_when(_ready_http(stack.ports["redis-exporter"], "/metrics"))
     )
 
 
@@ -316,7 +343,7 @@ def postgres_exporter(stack: Stack) -> HostContainer:
         _container(stack, "postgres-exporter")
         .with_env("DATA_SOURCE_NAME", stack.database_url + "?sslmode=disable")
         .with_command([f"--web.listen-address={stack.address('postgres-exporter')}"])
-        .waiting_for(_ready_http(stack.ports["postgres-exporter"], "/metrics"))
+        .ready_when(_ready_http(stack.ports["postgres-exporter"], "/metrics"))
     )
 
 
@@ -325,7 +352,7 @@ def mailsink(stack: Stack) -> HostContainer:
     return (
         _container(stack, "mailsink")
         .with_command(flavour.command(stack.ports["smtp"], stack.ports["mailsink"]))
-        .waiting_for(_ready_http(stack.ports["mailsink"], flavour.ready_path))
+        .ready_when(_ready_http(stack.ports["mailsink"], flavour.ready_path))
     )
 
 
@@ -344,7 +371,7 @@ def jaeger(stack: Stack) -> HostContainer:
         _container(stack, "jaeger")
         .with_command([f"--query.http-server.host-port={stack.address('jaeger')}",
                        f"--collector.otlp.http.host-port={stack.address('otlp')}", *loopback_anywhere])
-        .waiting_for(_ready_http(stack.ports["jaeger"], "/"))
+        .ready_when(_ready_http(stack.ports["jaeger"], "/"))
     )
 
 
@@ -355,7 +382,7 @@ def loki(stack: Stack) -> HostContainer:
         # Flags win over the file: the stack decides where Loki listens (gRPC stays on its 9095, loopback only).
         .with_command(["-config.file=/etc/loki/loki.yml", "-server.http-listen-address=127.0.0.1",
                        f"-server.http-listen-port={stack.ports['loki']}", "-server.grpc-listen-address=127.0.0.1"])
-        .waiting_for(_ready_http(stack.ports["loki"], "/ready"))
+        .ready_when(_ready_http(stack.ports["loki"], "/ready"))
     )
 
 
@@ -369,7 +396,7 @@ def promtail(stack: Stack) -> HostContainer:
         .with_command(["-config.file=/etc/promtail/promtail.yml", "-config.expand-env=true",
                        "-server.http-listen-address=127.0.0.1", f"-server.http-listen-port={stack.ports['promtail']}",
                        "-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=0"])
-        .waiting_for(_ready_http(stack.ports["promtail"], "/ready"))
+        .ready_when(_ready_http(stack.ports["promtail"], "/ready"))
     )
 
 
@@ -387,7 +414,7 @@ def grafana(stack: Stack) -> HostContainer:
         )
         .with_volume_mapping(str(config.GRAFANA_DIR / "provisioning"), "/etc/grafana/provisioning", "ro")
         .with_volume_mapping(str(config.GRAFANA_DIR / "dashboards"), "/var/lib/grafana/dashboards", "ro")
-        .waiting_for(_ready_http(stack.ports["grafana"], "/api/health"))
+        .ready_when(_ready_http(stack.ports["grafana"], "/api/health"))
     )
 
 

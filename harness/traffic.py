@@ -21,6 +21,7 @@ class Traffic:
         self.app_url = app_url
         self.clients = clients
         self.results: list[tuple[float, int]] = []  # status 0: no answer
+        self.failures: list[str] = []  # clients that died: a drill must not mistake them for silence
         self._codes: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -39,6 +40,13 @@ class Traffic:
             thread.join(timeout=TIMEOUT + 1)
 
     def _client(self) -> None:
+        try:
+            self._requests()
+        except Exception as error:  # noqa: BLE001 - any death of a client is reported, not swallowed
+            with self._lock:
+                self.failures.append(f"{threading.current_thread().name} died: {error!r}")
+
+    def _requests(self) -> None:
         session = requests.Session()
         # Half creates, half redirects of links created earlier (cache hits once warm).
         for turn in itertools.count():

@@ -80,5 +80,21 @@ def wait_until(
 
 
 def _short(seen: list) -> str:
-    text = repr(seen[0]) if seen else "nothing"
+    if not seen:
+        return "nothing"
+    if isinstance(seen[0], OSError):  # a service that is down or restarting: say so, not the exception's repr
+        request = getattr(seen[0], "request", None)
+        text = f"no answer{f' from {request.url}' if request is not None else ''} ({_reason(seen[0])})"
+    else:
+        text = repr(seen[0])
     return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _reason(error: OSError) -> str:
+    """The innermost cause of a failed request, in a few words ("Connection refused", "HTTP 503")."""
+    response = getattr(error, "response", None)
+    if response is not None:
+        return f"HTTP {response.status_code} from {response.url}"
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return str(getattr(error, "strerror", None) or error).split(": ")[-1]

@@ -1,0 +1,49 @@
+"""What the team promises its on-call (observability/promises.yml), stated apart from the configuration it judges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness import config
+
+PATH = config.ROOT / "observability" / "promises.yml"
+
+
+@dataclass(frozen=True)
+class Promise:
+    """Whom an alert must reach, and how soon its firing and resolved emails must come."""
+
+    alert: str
+    severity: str
+    recipient: str | None  # None: the alert is never mailed (the heartbeat)
+    firing_s: float
+    resolved_s: float | None  # None: no resolved email is promised (not drilled to its end)
+
+
+def most() -> float:
+    """The project's promise: no alert notifies later than this after its fault."""
+    return config.seconds(config.load(PATH)["most"])
+
+
+def notifications() -> dict:
+    """How mail to people is grouped and reminded, and how often the heartbeat comes."""
+    return config.load(PATH)["notifications"]
+
+
+def promise(alert: str) -> Promise:
+    """The promise for one alert; ConfigMismatch for an alert that promises nothing."""
+    stated = config.load(PATH)["alerts"].get(alert)
+    if stated is None:
+        raise config.ConfigMismatch(f"{PATH.name} states no promise for alert {alert}")
+    return Promise(
+        alert=alert,
+        severity=stated["severity"],
+        recipient=stated["to"],
+        firing_s=config.seconds(stated["firing"]),
+        resolved_s=config.seconds(stated["resolved"]) if "resolved" in stated else None,
+    )
+
+
+def alerts() -> list[str]:
+    """Every alert that carries a promise."""
+    return list(config.load(PATH)["alerts"])

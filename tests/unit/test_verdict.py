@@ -1,0 +1,165 @@
+"""The one judge of every drill: each branch of Record.violations() made to fire, and a clean drill passing."""
+
+import pytest
+
+from harness.drill import Record
+
+RUNBOOK = "docs/PLAYBOOK.md#servicedown"
+DASHBOARD = "/d/golden"
+SUMMARY = "The shortener is down: 127.0.0.1:5000 cannot be scraped"
+
+
+def _email(subject: str, arrived_s: float, to: str = "oncall@x.example", **parts) -> dict:
+    text = f"Summary:     {SUMMARY}\nRunbook:     {RUNBOOK}\nDashboard:   {DASHBOARD}\n"
+    page = f'<p>{SUMMARY}</p><a href="{RUNBOOK}">runbook</a><a href="{DASHBOARD}">dashboard</a>'
+    return {"subject": subject, "recipients": [to], "envelope": [to], "text": text, "html": page,
+            "arrived_s": arrived_s} | parts
+
+
+def _record(**measured) -> Record:
+    record = Record(
+        scenario="service_down", alert="ServiceDown", severity="critical", recipient="oncall@x.example",
+        fault="stop the app", promise_s=120, floor_s=60, bound_s=100, resolved_bound_s=100, resolved_promise_s=120,
+    )
+    emails = [_email("CRITICAL: ServiceDown firing (1)", 76.0), _email("CRITICAL: ServiceDown resolved (1)", 135.0)]
+    values = {"pending_s": 15.0, "firing_s": 75.0, "active_s": 75.5, "email_s": 76.0, "restore_s": 80.0,
+              "resolved_email_s": 55.0, "emails": emails}
+    for key, value in (values | measured).items():
+        setattr(record, key, value)
+    return record
+
+
+def _heartbeat(**measured) -> Record:
+    record = Record(scenario="watchdog", alert="Watchdog", severity="none", recipient=None, fault="none",
+                    promise_s=135, floor_s=0, bound_s=115, resolved_bound_s=100)
+    for key, value in ({"pending_s": 20.0, "firing_s": 20.0, "active_s": 70.0} | measured).items():
+        setattr(record, key, value)
+    return record
+
+
+def test_a_drill_inside_every_bound_and_promise_passes():
+    assert _record().violations() == []
+    assert _heartbeat().violations() == []
+
+
+@pytest.mark.parametrize("measured, broken", [
+    ({"pending_s": None, "firing_s": None, "active_s": None, "email_s": None, "emails": []},
+     ["ServiceDown never went pending in Prometheus", "no ServiceDown email arrived"]),
+    ({"firing_s": None, "active_s": None, "email_s": None, "emails": []},
+     ["ServiceDown went pending after 15 s but never fired", "no ServiceDown email arrived"]),
+    ({"firing_s": 50.0}, ["ServiceDown fired after 50 s: before its for: of 60 s"]),
+    ({"active_s": None}, ["ServiceDown fired but was never active in Alertmanager"]),
+    ({"active_s": None, "inhibited_by": ["PostgresDown"]},
+     ["ServiceDown fired but was never active in Alertmanager: inhibited by PostgresDown"]),
+])
+def test_an_alert_that_never_got_to_its_email_says_where_it_stopped(measured, broken):
+    assert _record(resolved_email_s=55.0, **measured).violations()[:len(broken)] == broken
+
+
+@pytest.mark.parametrize("measured, broken", [
+    ({"email_s": 59.0}, ["email after 59 s: earlier than the for: duration 60 s"]),
+    ({"email_s": 101.0}, ["email after 101 s: later than the bound 100 s"]),
+    ({"email_s": 101.0, "bound_s": 130}, []),
+    ({"email_s": 125.0, "bound_s": 130}, ["email after 125 s: later than the promise 120 s"]),
+    ({"resolved_email_s": None}, ["no resolved email arrived"]),
+    ({"resolved_email_s": 101.0, "resolved_promise_s": 150}, ["resolved email after 101 s: later than the bound 100 s"]),
+    ({"resolved_email_s": 101.0, "resolved_bound_s": 160}, []),
+    ({"resolved_email_s": 125.0, "resolved_bound_s": 160}, ["resolved email after 125 s: later than the promise 120 s"]),
+    ({"promise_s": 400, "bound_s": 500, "email_s": 310.0},
+     ["the promise of 400 s is beyond the project's 300 s"]),
+])
+def test_each_bound_and_promise_is_held_on_its_own(measured, broken):
+    assert _record(**measured).violations() == broken
+
+
+def test_the_heartbeat_must_reach_its_receiver_in_time_and_mail_no_one():
+    assert _heartbeat(active_s=None).violations() == ["Watchdog never became active at its receiver"]
+    assert _heartbeat(active_s=120.0).violations() == ["Watchdog active at its receiver after 120 s: later than the bound 115 s"]
+    assert _heartbeat(active_s=140.0, bound_s=150).violations() == [
+        "Watchdog active at its receiver after 140 s: later than the promise 135 s"]
+    assert _heartbeat(emails=[_email("NONE: Watchdog firing (1)", 80.0)]).violations() == [
+        "unexpected email 'NONE: Watchdog firing (1)'"]
+
+
+def test_a_wrong_severity_recipient_or_envelope_is_a_failure():
+    firing = "CRITICAL: ServiceDown firing (1)"
+    record = _record(emails=[_email(firing, 76.0, to="team@x.example"),
+                             _email("WARNING: ServiceDown resolved (1)", 135.0, envelope=["team@x.example"])])
+    assert record.violations() == [
+        f"email {firing!r} went to ['team@x.example'] (recipients), not ['oncall@x.example']",
+        f"email {firing!r} went to ['team@x.example'] (envelope), not ['oncall@x.example']",
+        "subject 'WARNING: ServiceDown resolved (1)' does not start with CRITICAL:",
+        "email 'WARNING: ServiceDown resolved (1)' went to ['team@x.example'] (envelope), not ['oncall@x.example']",
+    ]
+
+
+def test_what_a_person_reads_is_checked_in_both_parts():
+    subject = "CRITICAL: ServiceDown firing (1)"
+    no_links = _email(subject, 76.0, text=f"Summary:     {SUMMARY}\n")
+    assert _record(emails=[no_links]).violations() == [
+        f"email {subject!r}: the text part has no runbook link to #servicedown",
+        f"email {subject!r}: the text part lacks its runbook or dashboard link",
+    ]
+    bare_page = _email(subject, 76.0, html="<html><body>firing</body></html>")
+    assert _record(emails=[bare_page]).violations() == [
+        f"email {subject!r}: the HTML part has no link to {RUNBOOK}",
+        f"email {subject!r}: the HTML part has no link to {DASHBOARD}",
+        f"email {subject!r}: the HTML part lacks the summary {SUMMARY!r}",
+    ]
+    no_summary = _email(subject, 76.0, text=f"Runbook:     {RUNBOOK}\nDashboard:   {DASHBOARD}\n")
+    assert _record(emails=[no_summary]).violations() == [f"email {subject!r}: the text part has no summary"]
+
+
+def test_duplicates_and_unexpected_emails_are_failures():
+    record = _record()
+    record.emails += [_email("CRITICAL: ServiceDown firing (1)", 90.0), _email("WARNING: RedisDown firing (1)", 95.0),
+                      {**_email("", 96.0), "subject": "hello"}]
+    assert record.violations() == [
+        "unexpected email 'WARNING: RedisDown firing (1)'",
+        "unexpected email 'hello'",
+        "2 ServiceDown firing emails: duplicates",
+    ]
+
+
+def test_an_inhibition_target_and_a_collateral_alert_may_email_after_the_restore_only():
+    record = _record(inhibition_targets=["HighErrorRate"], collateral=["ErrorBudgetBurnFast"])
+    record.emails += [_email("WARNING: HighErrorRate firing (1)", 100.0),
+                      _email("CRITICAL: ErrorBudgetBurnFast firing (1)", 150.0)]
+    assert record.violations() == []
+    record.emails += [_email("WARNING: HighErrorRate resolved (1)", 70.0),
+                      _email("CRITICAL: ErrorBudgetBurnFast resolved (1)", 79.0)]
+    assert record.violations() == [
+        "HighErrorRate emailed while the fault lasted: ServiceDown's inhibition did not hold",
+        "ErrorBudgetBurnFast emailed while the fault lasted: collateral alerts may email after the restore only",
+    ]
+
+
+def test_inhibition_never_seen_and_silent_alerts_that_went_off_are_failures():
+    record = _record(inhibited=["HighErrorRate"], silent_seen={"HighLatency": "pending"})
+    assert record.violations() == [
+        "HighErrorRate was never seen inhibited in Alertmanager while the fault lasted",
+        "HighLatency went pending: it must stay silent in this fault",
+    ]
+
+
+def test_traffic_must_meet_what_the_fault_causes_without_failing_where_it_must_not():
+    assert _record(error_free=True, traffic_during_fault={"302": 40, "503": 2}).violations() == [
+        "requests failed while the fault lasted: {'302': 40, '503': 2}"]
+    assert _record(answered=["5.."], traffic_during_fault={"201": 4, "302": 40}).violations() == [
+        "no request was answered 5.. while the fault lasted: {'201': 4, '302': 40}"]
+    assert _record(answered=["5.."], traffic_during_fault={"500": 4}).violations() == []
+    assert _record(traffic_failures=["traffic-0 died: KeyError('code')"]).violations() == [
+        "a traffic client failed: traffic-0 died: KeyError('code')"]
+
+
+def test_a_delivery_fault_must_prove_its_path_ran_and_the_stack_must_recover():
+    proof = "prometheus's prometheus_notifications_errors_total{} (sends failed)"
+    assert _record(proof=proof, proof_growth=0.0).violations() == [f"the fault path did not run: {proof} did not grow"]
+    assert _record(proof=proof, proof_growth=2.0).violations() == []
+    assert _record(not_recovered=['up{job="app"} == 1']).violations() == [
+        'not recovered after the resolved email: up{job="app"} == 1 returned nothing']
+
+
+def test_timeouts_come_first_in_words():
+    record = _record(timeouts=["timed out after 130 s waiting for the ServiceDown email; last seen: ..."])
+    assert record.violations()[0].startswith("timed out after 130 s")
