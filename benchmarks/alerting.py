@@ -145,7 +145,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=4)
     args = parser.parse_args()
     wall_s, status = run_drills(args.repeat, args.parallel)
-    drills = json.loads((report.REPORT_DIR / "report.json").read_text())["scenarios"]
+    drills = json.loads((report.LATEST / "report.json").read_text())["scenarios"]
     summary = summarise(drills, wall_s, args.repeat, args.parallel)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "alerting.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
                             help=f"{scenario.alert}: {scenario.fault}")
     redraws = commands.add_parser("report", help=redraw.__doc__)
-    redraws.add_argument("path", type=Path, nargs="?", default=report.REPORT_DIR / "report.json")
+    redraws.add_argument("path", type=Path, nargs="?", default=report.LATEST / "report.json")
     redraws.set_defaults(run=redraw)
     commands.choices["logs"].add_argument("service")
     commands.choices["logs"].add_argument("--tail", type=int, default=100)

@@ -1,8 +1,13 @@
-"""The run report: reports/chaos/report.json, index.html with a timeline per drill, and a terminal table."""
+"""The run report: report.json, index.html with a timeline per drill, and a terminal table.
+
+Each run writes a folder of its own under reports/chaos/ (so that two runs never overwrite
+each other) and points reports/chaos/latest at it.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +18,7 @@ from harness import config, timeline
 from harness.drill import Record
 
 REPORT_DIR = config.ROOT / "reports" / "chaos"
+LATEST = REPORT_DIR / "latest"  # the newest run's folder
 
 COLUMNS = (
     ("name", "scenario", "{}"),
@@ -67,8 +73,17 @@ at {{ message.arrived_s }} s{{ "; " if not loop.last }}{% else %}none{% endfor %
 """)
 
 
-def write(records: list[Record], folder: Path = REPORT_DIR) -> Path:
-    """Write the records as report.json, index.html and a timeline PNG per drill; return the JSON's path."""
+def write(records: list[Record], folder: Path | None = None) -> Path:
+    """Write the records as report.json, index.html and a timeline PNG per drill; return the JSON's path.
+
+    Without a folder, a new one for this run under reports/chaos/, which `latest` then points at.
+    """
+    if folder is None:
+        folder = REPORT_DIR / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}"
+        folder.mkdir(parents=True)
+        link = REPORT_DIR / f".latest-{os.getpid()}"
+        link.symlink_to(folder.name)
+        os.replace(link, LATEST)  # atomic: a reader sees the old run or the new one
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "report.json"
     document = {

@@ -4,8 +4,8 @@
 #   scripts/chaos-test.sh --help
 # Drills run on the stack `make up` started when it runs (watch its mail UI and Prometheus),
 # else each on a fresh stack of its own on free ports (--fresh forces that). Every fault is
-# restored even on Ctrl-C; the report goes to reports/chaos/ (report.json, index.html with a
-# timeline per drill); the exit status is 1 when an alert misses its window.
+# restored even on Ctrl-C; the report goes to reports/chaos/latest/ (report.json, index.html
+# with a timeline per drill); the exit status is 1 when an alert misses its window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec "${PYTHON:-.venv/bin/python}" -m harness drill "$@"

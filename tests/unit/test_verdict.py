@@ -1,17 +1,19 @@
 """The one judge of every drill: each branch of Record.violations() made to fire, and a clean drill passing."""
 
+import html
+
 import pytest
 
 from harness.drill import Record
 
 RUNBOOK = "docs/PLAYBOOK.md#servicedown"
 DASHBOARD = "/d/golden"
-SUMMARY = "The shortener is down: 127.0.0.1:5000 cannot be scraped"
+SUMMARY = "The shortener's p95 latency is 967.5ms"  # Go's html/template writes the ' as &#39;
 
 
 def _email(subject: str, arrived_s: float, to: str = "oncall@x.example", **parts) -> dict:
     text = f"Summary:     {SUMMARY}\nRunbook:     {RUNBOOK}\nDashboard:   {DASHBOARD}\n"
-    page = f'<p>{SUMMARY}</p><a href="{RUNBOOK}">runbook</a><a href="{DASHBOARD}">dashboard</a>'
+    page = f'<p>{html.escape(SUMMARY)}</p><a href="{RUNBOOK}">runbook</a><a href="{DASHBOARD}">dashboard</a>'
     return {"subject": subject, "recipients": [to], "envelope": [to], "text": text, "html": page,
             "arrived_s": arrived_s} | parts
 
