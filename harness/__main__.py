@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -17,12 +18,13 @@ import docker  # noqa: E402
 from harness import compose, images, report, waiting  # noqa: E402
 from harness.drill import Scenario, expectation, side_by_side  # noqa: E402
 from harness.scenarios import SCENARIOS  # noqa: E402
-from harness.stack import CORE, DEMO, LABEL, SERVICE_LABEL, Stack  # noqa: E402
+from harness.stack import (  # noqa: E402
+    CORE, DEMO, LABEL, PORTS_LABEL, SERVICE_LABEL, SERVICES, USUAL_PORTS, Stack, port_free,
+)
 from harness.traffic import CLIENTS, Traffic  # noqa: E402
 
+DOWN_TIMEOUT = 30.0  # seconds `down` waits for the stack's ports to be free
 UP = "up"  # the stack name `make up` uses, so that `make down` and `make logs` find it
-DEMO_TITLES = {"grafana": "Grafana", "loki": "Loki", "promtail": "Promtail", "jaeger": "Jaeger"}
-DEMO_PATHS = {"grafana": "", "loki": "/ready", "promtail": "/targets", "jaeger": ""}
 
 
 def plan() -> tuple[tuple[str, ...], dict[str, str]]:
@@ -58,14 +60,11 @@ def up(args) -> int:
 def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[str]:
     """What `up` prints once the stack is ready: its URLs, what it could not start and why, what to try."""
     urls = [
-        ("app", stack.url("app")),
-        ("app readiness", stack.url("app") + "/health/ready"),
-        ("app metrics", stack.url("app") + "/metrics"),
-        ("Prometheus", stack.url("prometheus")),
-        ("Prometheus alerts", stack.url("prometheus") + "/alerts"),
-        ("Alertmanager", stack.url("alertmanager")),
-        (f"mail UI ({stack.mail_flavour.name})", stack.url("mailsink")),
-        *((DEMO_TITLES[name], stack.url(name) + DEMO_PATHS[name]) for name in DEMO if name in stack.services),
+        (title if name != "mailsink" else f"{title} ({stack.mail_flavour.name})", stack.url(name) + path)
+        for name in sorted(stack.services, key=lambda name: SERVICES[name].demo)  # the core first
+        for title, path in SERVICES[name].links
+    ]
+    urls += [
         ("postgres", f"postgresql://shortener:<password>@{stack.address('postgres')}/shortener"),
         ("redis", stack.redis_url),
     ]
@@ -76,10 +75,12 @@ def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[st
         lines.append(f"  {'Grafana login':<22} admin / {password}")
     if "jaeger" in stack.services:
         lines.append(f"  {'app traces to':<22} {stack.url('otlp')} (Jaeger's OTLP/HTTP)")
+    lines += [f"  usual port {USUAL_PORTS[key]} ({key}) is taken by another program: it listens on {port} instead"
+              for key, port in stack.displaced.items()]
     by_reason: dict[str, list[str]] = {}
     for name, why in unavailable.items():
-        by_reason.setdefault(why, []).append(DEMO_TITLES[name])
-    lines += [f"{_enumerate(titles)}: not started: {why}" for why, titles in by_reason.items()]
+        by_reason.setdefault(why, []).append(SERVICES[name].links[0][0])
+    lines += [f"{_enumerate(sorted(titles))}: not started: {why}" for why, titles in by_reason.items()]
     lines.append("")
     if traffic:
         lines.append(f"Background traffic: {CLIENTS} clients create and follow links on {stack.url('app')} "
@@ -103,11 +104,19 @@ def _containers(stack: str, *labels: str):
 
 
 def down(args) -> int:
-    """Remove the containers of a stack started by `up`."""
+    """Remove the containers of a stack started by `up`; return once they are gone and their ports are free."""
     containers = _containers(args.stack)
+    ports = {port for container in containers for port in json.loads(container.labels.get(PORTS_LABEL, "{}")).values()}
     for container in containers:
         container.remove(force=True)
-    print(f"removed {len(containers)} containers of stack {args.stack!r}")
+    print(f"removed {len(containers)} containers of stack {args.stack!r}; waiting for their {len(ports)} ports to be free")
+    try:
+        waiting.wait_until(f"the ports of stack {args.stack!r} to be free", lambda: sorted(p for p in ports if not port_free(p)),
+                           done=lambda held: not held, timeout=DOWN_TIMEOUT, interval=0.2,
+                           hint="another program holds them: `make up` will choose other ports and say which")
+    except waiting.WaitTimeout as timeout:
+        print(timeout, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -46,7 +46,7 @@ def render() -> str:
     stack.ports = dict(USUAL_PORTS)  # exactly the usual ports: compose runs on another machine, at another time
     stack.images = {name: images.Image(images.SPECS[name].upstream or APP_IMAGE, "upstream") for name in SERVICES}
     try:
-        services = {name: _service(stack, name, SERVICES[name](stack)) for name in stack.services}
+        services = {name: _service(stack, name, SERVICES[name].container(stack)) for name in stack.services}
     finally:
         shutil.rmtree(stack.workdir)
     return HEADER + yaml.safe_dump({"services": services}, sort_keys=False, width=120)

@@ -62,6 +62,7 @@ class AlertSpec:
     group_by: tuple[str, ...]
     receiver: str
     recipient: str | None  # None for a receiver that sends no email (the heartbeat)
+    sends_resolved: bool = False  # whether its receiver mails the resolved notification too
 
     @property
     def bound(self) -> float:
@@ -105,6 +106,7 @@ def alert(name: str) -> AlertSpec:
         group_by=tuple(route.get("group_by", ())),
         receiver=route["receiver"],
         recipient=route["to"],
+        sends_resolved=route["send_resolved"],
     )
 
 
@@ -186,7 +188,9 @@ def _route_for(config: dict, labels: dict) -> dict:
         settings.update({k: v for k, v in child.items() if k != "routes"})
         node = child
     receiver = next(r for r in config["receivers"] if r["name"] == settings["receiver"])
-    settings["to"] = receiver["email_configs"][0]["to"] if receiver.get("email_configs") else None
+    mail = receiver.get("email_configs", [{}])[0]
+    settings["to"] = mail.get("to")
+    settings["send_resolved"] = mail.get("send_resolved", False)  # Alertmanager's default for email
     return settings
 
 
@@ -197,7 +201,7 @@ def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str) ->
     for scrape_config in config["scrape_configs"]:
         job = scrape_config["job_name"]
         if job not in targets:
-            raise KeyError(f"the stack has no address for scrape job {job!r}")
+            raise ConfigMismatch(f"prometheus.yml scrapes job {job!r}, but no service of the stack is scraped as {job!r}")
         scrape_config["static_configs"] = [{"targets": [targets[job]]}]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     (dest / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))

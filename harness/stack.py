@@ -13,6 +13,7 @@ import secrets
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -24,23 +25,6 @@ from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrate
 from harness import config, images, mail
 from harness.waiting import say
 
-# Ports a person expects from `make up`; tests always take free ones.
-USUAL_PORTS = {
-    "postgres": 5432,
-    "redis": 6379,
-    "app": 5000,
-    "redis-exporter": 9121,
-    "postgres-exporter": 9187,
-    "prometheus": 9090,
-    "alertmanager": 9093,
-    "mailsink": 8025,
-    "smtp": 1025,
-    "grafana": 3000,
-    "loki": 3100,
-    "promtail": 9080,
-    "jaeger": 16686,  # the UI and query API
-    "otlp": 4318,  # Jaeger's OTLP/HTTP receiver, where the app sends its spans
-}
 DATABASE = "shortener"
 STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
 CREATE_LIMIT = "100/second"
@@ -80,16 +64,24 @@ def _secret(environ: Mapping[str, str], name: str) -> str:
     return environ.get(name) or secrets.token_urlsafe(18)
 
 
+def port_free(port: int) -> bool:
+    """Whether a server could listen on this port of 127.0.0.1 now (as servers bind: TIME_WAIT is no obstacle)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _port(usual: int | None) -> int:
     """The usual port when it is free, else any free port on 127.0.0.1."""
-    for candidate in ([usual] if usual else []) + [0]:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free port on 127.0.0.1")
+    if usual and port_free(usual):
+        return usual
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class Stack:
@@ -104,6 +96,8 @@ class Stack:
         self.services = tuple(name for name in SERVICES if name in chosen)  # in start order
         self.name = name or f"drill-{secrets.token_hex(3)}"
         self.ports = {key: _port(usual if usual_ports else None) for key, usual in USUAL_PORTS.items()}
+        # The usual ports that something else held when this stack chose its own: `make up` says so.
+        self.displaced = {key: port for key, port in self.ports.items() if usual_ports and port != USUAL_PORTS[key]}
         self.environ = environ
         self.postgres_password = _secret(environ, "POSTGRES_PASSWORD")
         self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
@@ -134,7 +128,7 @@ class Stack:
         for service in stack.services:
             running = found[service]
             stack.images[service] = images.Image(running.attrs["Config"]["Image"], running.labels[FLAVOUR_LABEL])
-            stack.containers[service] = SERVICES[service](stack)
+            stack.containers[service] = SERVICES[service].container(stack)
             stack.containers[service]._container = running  # testcontainers' handle on a started container
         return stack
 
@@ -171,7 +165,7 @@ class Stack:
         began = time.monotonic()
         self.images = images.ensure_all(self.services)
         for name in self.services:
-            container = SERVICES[name](self)
+            container = SERVICES[name].container(self)
             self.containers[name] = container
             started = time.monotonic()
             say(f"stack {self.name}: starting {name} ({self.images[name].ref})")
@@ -275,12 +269,7 @@ def app(stack: Stack) -> HostContainer:
 def prometheus(stack: Stack) -> HostContainer:
     rendered = config.render_prometheus(
         stack.workdir / "prometheus",
-        targets={
-            "app": stack.address("app"),
-            "redis": stack.address("redis-exporter"),
-            "postgres": stack.address("postgres-exporter"),
-            "prometheus": stack.address("prometheus"),
-        },
+        targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
         alertmanager=stack.address("alertmanager"),
     )
     return (
@@ -418,20 +407,36 @@ def grafana(stack: Stack) -> HostContainer:
     )
 
 
+@dataclass(frozen=True)
+class Service:
+    """One service of the stack, declared once: start order, images, ports, targets and `make up`'s summary come from here."""
+
+    name: str
+    container: Callable[[Stack], HostContainer]  # its image, command and readiness on a stack
+    ports: dict[str, int]  # the usual port of each listener (a person expects these from `make up`; tests take free ones)
+    links: tuple[tuple[str, str], ...] = ()  # what `make up` shows a person: (title, path on its first port)
+    scrape_job: str | None = None  # the job of prometheus.yml that scrapes it
+    demo: bool = False  # for people to look at (upstream images only); never part of a test stack
+
+
 # Start order: each service's dependencies come before it (Jaeger before the app that sends it spans).
-SERVICES: dict[str, Callable[[Stack], HostContainer]] = {
-    "postgres": postgres,
-    "redis": redis,
-    "jaeger": jaeger,
-    "app": app,
-    "redis-exporter": redis_exporter,
-    "postgres-exporter": postgres_exporter,
-    "mailsink": mailsink,
-    "alertmanager": alertmanager,
-    "prometheus": prometheus,
-    "loki": loki,
-    "promtail": promtail,
-    "grafana": grafana,
-}
-DEMO = ("grafana", "loki", "promtail", "jaeger")
-CORE = tuple(name for name in SERVICES if name not in DEMO)
+SERVICES: dict[str, Service] = {service.name: service for service in (
+    Service("postgres", postgres, {"postgres": 5432}),
+    Service("redis", redis, {"redis": 6379}),
+    # The UI and query API; and the OTLP/HTTP receiver, where the app sends its spans.
+    Service("jaeger", jaeger, {"jaeger": 16686, "otlp": 4318}, links=(("Jaeger", ""),), demo=True),
+    Service("app", app, {"app": 5000}, scrape_job="app",
+            links=(("app", ""), ("app readiness", "/health/ready"), ("app metrics", "/metrics"))),
+    Service("redis-exporter", redis_exporter, {"redis-exporter": 9121}, scrape_job="redis"),
+    Service("postgres-exporter", postgres_exporter, {"postgres-exporter": 9187}, scrape_job="postgres"),
+    Service("mailsink", mailsink, {"mailsink": 8025, "smtp": 1025}, links=(("mail UI", ""),)),
+    Service("alertmanager", alertmanager, {"alertmanager": 9093}, links=(("Alertmanager", ""),)),
+    Service("prometheus", prometheus, {"prometheus": 9090}, scrape_job="prometheus",
+            links=(("Prometheus", ""), ("Prometheus alerts", "/alerts"))),
+    Service("loki", loki, {"loki": 3100}, links=(("Loki", "/ready"),), demo=True),
+    Service("promtail", promtail, {"promtail": 9080}, links=(("Promtail", "/targets"),), demo=True),
+    Service("grafana", grafana, {"grafana": 3000}, links=(("Grafana", ""),), demo=True),
+)}
+USUAL_PORTS = {listener: port for service in SERVICES.values() for listener, port in service.ports.items()}
+DEMO = tuple(name for name, service in SERVICES.items() if service.demo)
+CORE = tuple(name for name, service in SERVICES.items() if not service.demo)

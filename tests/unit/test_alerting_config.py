@@ -72,6 +72,8 @@ def test_the_timings_in_the_files_keep_each_promise(alert):
 def test_each_alert_reaches_whom_it_promises(alert):
     spec, promise = config.alert(alert), promises.promise(alert)
     assert (spec.labels["severity"], spec.recipient) == (promise.severity, promise.recipient)
+    if promise.resolved_s is not None:
+        assert spec.sends_resolved, f"{alert} promises a resolved email, but {spec.receiver} does not send one"
 
 
 @pytest.mark.parametrize("alert", promises.alerts())

@@ -1,7 +1,13 @@
-"""Finding a running stack again from another process: what the chaos script does with `make up`'s."""
+"""Finding a running stack again from another process (what the chaos script does with `make up`'s), and its ports."""
+
+import shutil
+import socket
 
 import psycopg
+import pytest
 
+from harness import __main__ as cli
+from harness import images, stack
 from harness.stack import Stack
 
 
@@ -25,3 +31,42 @@ def test_a_running_stack_is_found_by_name_used_and_left_running(data_stack):
 
 def test_no_running_stack_of_that_name_is_none():
     assert Stack.attach("no-such-stack") is None
+
+
+def _time_wait_port() -> int:
+    """A port of 127.0.0.1 left in TIME_WAIT, as a server (Gunicorn: SO_REUSEADDR) that closed its connections first leaves it."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server closes first: its side of the connection waits in TIME_WAIT
+        client.close()
+    return port
+
+
+def test_a_port_in_time_wait_is_free_as_servers_see_it():
+    """`make down` then `make up` a second later gets the usual ports again (it used to get random ones)."""
+    port = _time_wait_port()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # how the harness probed before: the port looked taken
+    assert stack.port_free(port)
+    assert stack._port(port) == port
+
+
+def test_a_usual_port_held_by_another_program_is_given_up_and_said(monkeypatch):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        held = squatter.getsockname()[1]
+        monkeypatch.setitem(stack.USUAL_PORTS, "app", held)
+        chosen = Stack(usual_ports=True)
+    try:
+        assert chosen.ports["app"] != held and chosen.displaced == {"app": chosen.ports["app"]}
+        chosen.images = {name: images.Image(f"{name}:test", "local") for name in chosen.services}
+        assert (f"  usual port {held} (app) is taken by another program: it listens on {chosen.ports['app']} instead"
+                in cli.summary(chosen, {}, traffic=False))
+    finally:
+        shutil.rmtree(chosen.workdir)
