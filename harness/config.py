@@ -53,7 +53,8 @@ class AlertSpec:
     labels: dict
     for_s: float
     keep_firing_for_s: float  # how long the alert stays firing once its expression is false again
-    window_s: float  # the longest range the expression reads ([1m]): it must fill with the fault
+    window_s: float  # how long the fault must last before the expression can cross its threshold
+    drain_s: float  # how long after the fault is undone the expression can stay over it
     scrape_interval: float
     evaluation_interval: float
     group_wait: float
@@ -73,9 +74,9 @@ class AlertSpec:
     @property
     def resolved_bound(self) -> float:
         """Latest the resolved email may arrive after the fault is undone."""
-        # The range window must drain of the fault's samples before the expression drops
+        # The range windows must drain of the fault's samples before the expression drops
         # below its threshold; then the route sends on its next group_interval tick.
-        return (self.window_s + self.keep_firing_for_s + self.scrape_interval + self.evaluation_interval
+        return (self.drain_s + self.keep_firing_for_s + self.scrape_interval + self.evaluation_interval
                 + self.group_interval + DELIVERY_SLACK)
 
 
@@ -85,6 +86,7 @@ def alert(name: str) -> AlertSpec:
     group, rule = _find_rule(name)
     job = _job_of(rule["expr"])
     labels = alert_labels(name)
+    fill, drain = windows(rule["expr"])
     route = _route_for(load(ALERTMANAGER_DIR / "alertmanager.yml"), labels)
     glob = prometheus.get("global", {})
     scrape_config = next((c for c in prometheus["scrape_configs"] if c["job_name"] == job), None)
@@ -96,7 +98,8 @@ def alert(name: str) -> AlertSpec:
         labels=labels,
         for_s=seconds(rule.get("for", "0s")),
         keep_firing_for_s=seconds(rule.get("keep_firing_for", "0s")),
-        window_s=max((seconds(r) for r in re.findall(r"\[(\w+)\]", rule["expr"])), default=0.0),
+        window_s=fill,
+        drain_s=drain,
         scrape_interval=seconds((scrape_config or {}).get("scrape_interval", glob.get("scrape_interval", "1m"))),
         # A rule group may evaluate at its own interval.
         evaluation_interval=seconds(group.get("interval", glob.get("evaluation_interval", "1m"))),
@@ -108,6 +111,47 @@ def alert(name: str) -> AlertSpec:
         recipient=route["to"],
         sends_resolved=route["send_resolved"],
     )
+
+
+def _ranges(expr: str) -> list[float]:
+    """Every range the expression reads, directly or through the recording rules it names."""
+    recorded = {rule["record"]: rule["expr"] for rule in rules() if "record" in rule}
+    found = [seconds(r) for r in re.findall(r"\[(\w+)\]", expr)]
+    for name in set(re.findall(r"[a-zA-Z_:][\w:]*", expr)) & set(recorded):
+        found += _ranges(recorded[name])
+    return found
+
+
+_OR, _AND = re.compile(r"\)\s*or\s*\("), re.compile(r"\s+and\s+")
+_TERM = re.compile(r"^\(?\s*([a-zA-Z_:][\w:]*)\{[^}]*\}\s*>\s*\(?\s*([\d.]+)\s*\*\s*([\d.]+)\s*\)?\s*\)?$")
+
+
+def windows(expr: str) -> tuple[float, float]:
+    """How long a fault must last before the expression can cross its threshold, and how long it can stay over it after.
+
+    One threshold on a range (rate(...[1m]) > x, or a recording rule of one): that range must
+    fill with the fault, and drain of it again. A multiwindow burn-rate alert, an `or` of
+    `and`s of error ratios over windows W against thresholds t (the SRE Workbook's shape):
+    when every request fails, a window that was full of good requests crosses t after t * W,
+    a branch fires when its slowest window has, the alert with its soonest branch; it resolves
+    once each branch has a window drained of the fault.
+    """
+    if " and " not in expr and " or " not in expr:
+        window = max(_ranges(expr), default=0.0)
+        return window, window
+    branches = []
+    for branch in _OR.split(expr.strip()):
+        terms = []
+        for term in _AND.split(branch.strip()):
+            match = _TERM.match(term.strip())
+            if not match:
+                raise ConfigMismatch(f"cannot read the threshold and window of {term.strip()!r} in a multiwindow alert")
+            window = max(_ranges(match[1]), default=0.0)
+            terms.append((float(match[2]) * float(match[3]) * window, window))
+        branches.append(terms)
+    fill = min(max(crossing for crossing, _ in terms) for terms in branches)
+    drain = max(min(window for _, window in terms) for terms in branches)
+    return fill, drain
 
 
 def alert_labels(name: str) -> dict[str, str]:

@@ -300,7 +300,7 @@ class Drill:
         """Every target up, traffic seen (if any), the Watchdog firing and active, no other alert, an empty inbox."""
         wanted = ["min(up) == 1"]
         if traffic:
-            wanted.append('sum(rate(http_requests_total{job="app", route!="/metrics"}[1m])) > 0')
+            wanted.append(f"{signals.REQUEST_RATE} > 0")
         wait_until(
             "every scrape target up" + (", traffic in the metrics" if traffic else "")
             + " and the Watchdog firing, no other alert pending or firing",

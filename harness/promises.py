@@ -18,6 +18,7 @@ class Promise:
     recipient: str | None  # None: the alert is never mailed (the heartbeat)
     firing_s: float
     resolved_s: float | None  # None: no resolved email is promised (not drilled to its end)
+    beyond_most: str | None = None  # why this alert cannot keep the project's promise, if it cannot
 
 
 def most() -> float:
@@ -41,6 +42,7 @@ def promise(alert: str) -> Promise:
         recipient=stated["to"],
         firing_s=config.seconds(stated["firing"]),
         resolved_s=config.seconds(stated["resolved"]) if "resolved" in stated else None,
+        beyond_most=stated.get("beyond_most"),
     )
 
 

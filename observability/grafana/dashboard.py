@@ -31,10 +31,13 @@ PROMETHEUS = DataSourceRef(type_val="prometheus", uid="prometheus")
 LOKI = DataSourceRef(type_val="loki", uid="loki")
 
 SLO = 0.999  # the availability SLO of the burn-rate alerts in observability/prometheus/alerts.yml
-# User requests: Prometheus's own scrapes of /metrics are not traffic.
+# User requests (Prometheus's own scrapes of /metrics are not traffic) for the 30-day budget;
+# the golden signals come from the recording rules that the alerts read too.
 REQUESTS = 'http_requests_total{job="app", route!="/metrics"}'
 NOT_5XX = 'http_requests_total{job="app", route!="/metrics", status!~"5.."}'
-BUCKETS = 'http_request_duration_seconds_bucket{job="app", route!="/metrics"}'
+REQUEST_RATE = 'job_method:shortener_requests:rate1m{job="app"}'
+ERROR_RATIO = 'job:shortener_request_errors:ratio_rate1m{job="app"}'
+BUCKET_RATE = 'job_le:shortener_request_duration_seconds_bucket:rate1m{job="app"}'
 
 UP_DOWN = [ValueMap({"0": ValueMappingResult(text="DOWN", color="red"),
                      "1": ValueMappingResult(text="UP", color="green")})]
@@ -107,7 +110,7 @@ def error_budget() -> stat.Panel:
 def request_rate() -> timeseries.Panel:
     return (
         timeseries.Panel().title("Request rate by method").description("User requests per second (scrapes excluded).")
-        .with_target(_query(f"sum by (method) (rate({REQUESTS}[$__rate_interval]))", "{{method}}"))
+        .with_target(_query(f"sum by (method) ({REQUEST_RATE})", "{{method}}"))
         .datasource(PROMETHEUS).unit("reqps").height(8).span(8)
     )
 
@@ -116,7 +119,7 @@ def error_rate() -> timeseries.Panel:
     return (
         timeseries.Panel().title("5xx error rate")
         .description("Share of user requests answered 5xx; HighErrorRate fires above 5 % for 30s.")
-        .with_target(_query(f"100 * ({_error_ratio('$__rate_interval')})", "5xx %"))
+        .with_target(_query(f"100 * {ERROR_RATIO}", "5xx %"))
         .datasource(PROMETHEUS).unit("percent").min(0).thresholds(_steps((None, "green"), (5, "red"))).height(8).span(8)
     )
 
@@ -128,7 +131,7 @@ def latency() -> timeseries.Panel:
         .datasource(PROMETHEUS).unit("s").min(0).height(8).span(8)
     )
     for ref, quantile in zip("ABC", ("0.5", "0.95", "0.99")):
-        expr = f"histogram_quantile({quantile}, sum by (le) (rate({BUCKETS}[$__rate_interval])))"
+        expr = f"histogram_quantile({quantile}, {BUCKET_RATE})"
         panel = panel.with_target(_query(expr, f"p{quantile[2:].ljust(2, '0')}", ref))
     return panel
 
@@ -136,11 +139,11 @@ def latency() -> timeseries.Panel:
 def burn_rate() -> timeseries.Panel:
     return (
         timeseries.Panel().title("Error budget burn rate")
-        .description("How many times faster than the SLO allows the budget burns, from the alerts' recording rules;"
-                     " they have no data until a 5xx is counted. ErrorBudgetBurnFast pages at 14.4x.")
+        .description("How many times faster than the SLO allows the budget burns, from the alerts' recording rules"
+                     " (0 before the first 5xx). ErrorBudgetBurnFast pages at 14.4x.")
         .with_target(_query(f"job:shortener_request_errors:ratio_rate5m{{job=\"app\"}} / {1 - SLO:.3f}", "5m", "A"))
         .with_target(_query(f"job:shortener_request_errors:ratio_rate1h{{job=\"app\"}} / {1 - SLO:.3f}", "1h", "B"))
-        .datasource(PROMETHEUS).no_value("0 (no 5xx counted)").min(0)
+        .datasource(PROMETHEUS).min(0)
         .thresholds(_steps((None, "green"), (14.4, "red"))).height(8).span(6)
     )
 
