@@ -44,7 +44,8 @@ def render() -> str:
     """The docker-compose.yml text for the whole stack, demo services included."""
     stack = Stack(services=tuple(SERVICES), name="compose", environ=ENVIRONMENT)
     stack.ports = dict(USUAL_PORTS)  # exactly the usual ports: compose runs on another machine, at another time
-    stack.images = {name: images.Image(images.SPECS[name].upstream or APP_IMAGE, "upstream") for name in SERVICES}
+    stack.images = {name: images.Image(images.SPECS[service.image_name].upstream or APP_IMAGE, "upstream")
+                    for name, service in SERVICES.items()}
     try:
         services = {name: _service(stack, name, SERVICES[name].container(stack)) for name in stack.services}
     finally:
@@ -60,9 +61,10 @@ def write() -> Path:
 
 def _service(stack: Stack, name: str, container: HostContainer) -> dict:
     service: dict = {"image": container.image}
-    if images.SPECS[name].upstream is None:  # built here in both image sets: the app
+    spec = images.SPECS[SERVICES[name].image_name]
+    if spec.upstream is None and name == spec.name:  # built here in both image sets: the app (others reuse it)
         service["build"] = {
-            "context": _relative(images.SPECS[name].recipe),
+            "context": _relative(spec.recipe),
             "args": {"BASE": images.UPSTREAM_BASE},
             "network": "host",  # like the harness's builds: no bridge network on these machines
         }

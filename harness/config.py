@@ -175,6 +175,11 @@ def inhibition_targets(labels: dict[str, str]) -> list[str]:
     return targets
 
 
+def runbook_anchors(markdown: str) -> set[str]:
+    """The anchors of a playbook's sections ("## ServiceDown" is #servicedown), as its runbook_url links name them."""
+    return {line[3:].strip().lower().replace(" ", "-") for line in markdown.splitlines() if line.startswith("## ")}
+
+
 class ConfigMismatch(LookupError):
     """The committed files do not fit together, or not with what the harness expects of them."""
 
@@ -238,9 +243,18 @@ def _route_for(config: dict, labels: dict) -> dict:
     return settings
 
 
-def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str) -> Path:
-    """Copy the committed Prometheus files to dest, pointing each job and the Alertmanager at the stack."""
+def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str, links: dict[str, str]) -> Path:
+    """Copy the committed Prometheus files to dest, pointing each job, the Alertmanager and the alerts' links at the stack.
+
+    links maps each base URL the committed annotations name (the usual address of a service)
+    to the one this stack's on-call should click.
+    """
     shutil.copytree(PROMETHEUS_DIR, dest, dirs_exist_ok=True)
+    for rule_file in dest.glob("alerts*.yml"):
+        text = rule_file.read_text()
+        for committed, actual in links.items():
+            text = text.replace(f'"{committed}/', f'"{actual.rstrip("/")}/')
+        rule_file.write_text(text)
     config = load(PROMETHEUS_DIR / "prometheus.yml")
     for scrape_config in config["scrape_configs"]:
         job = scrape_config["job_name"]

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
+import requests
+
 from harness import config, promises, signals
 from harness.observe import Alertmanager, Prometheus, counter
 from harness.stack import Stack
@@ -116,6 +118,7 @@ class Record:
     inhibited_seen_s: dict[str, float] = field(default_factory=dict)
     silent_seen: dict[str, str] = field(default_factory=dict)
     not_recovered: list[str] = field(default_factory=list)  # recovery queries that returned nothing
+    runbook_problem: str = ""  # what went wrong following the email's runbook link, if anything
     traffic_during_fault: dict[str, int] = field(default_factory=dict)
     traffic_failures: list[str] = field(default_factory=list)
     emails: list[dict] = field(default_factory=list)  # each with arrived_s after the fault
@@ -154,6 +157,8 @@ class Record:
         if self.proof and not self.proof_growth:
             broken.append(f"the fault path did not run: {self.proof} did not grow")
         broken += [f"not recovered after the resolved email: {query} returned nothing" for query in self.not_recovered]
+        if self.runbook_problem:
+            broken.append(f"the runbook link does not lead to its section: {self.runbook_problem}")
         return broken
 
     def _alert_violations(self) -> list[str]:
@@ -232,7 +237,10 @@ class Record:
                 broken.append(f"email {subject!r} went to {message[where]} ({where}), not [{self.recipient!r}]")
         text, page = message["text"], message["html"]
         anchor = "#" + self.alert.lower()
-        links = [link for link in re.findall(r"^(?:Runbook|Dashboard):\s+(\S+)$", text, re.M)]
+        links = re.findall(r"^(?:Runbook|Dashboard):\s+(\S+)$", text, re.M)
+        for link in links:
+            if not link.startswith(("http://", "https://")):
+                broken.append(f"email {subject!r}: the link {link} is not absolute: no mail client can open it")
         if not any(link.endswith(anchor) for link in links):
             broken.append(f"email {subject!r}: the text part has no runbook link to {anchor}")
         if len(links) != 2:
@@ -360,6 +368,7 @@ class Drill:
                 say(f"drill {scenario.name}: restore (after a failure)")
                 scenario.restore(self.stack)
             self._note_emails(record, fault_at, arrivals)
+            self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
 
     def _heartbeat(self, record: Record) -> None:
@@ -504,6 +513,24 @@ class Drill:
             asdict(m) | {"recipients": list(m.recipients), "envelope": list(m.envelope), "arrived_s": arrivals.get(i, now)}
             for i, m in enumerate(messages)
         ]
+
+    @staticmethod
+    def _follow_runbook(record: Record) -> None:
+        """Open the firing email's runbook link as on-call would: it must answer, with the alert's section."""
+        firing = next((m for m in record.emails if m["subject"].startswith(f"{record.severity.upper()}: {record.alert} firing")),
+                      None)
+        link = re.search(r"^Runbook:\s+(\S+)$", firing["text"], re.M) if firing else None
+        if not link:
+            return  # no email or no link: the verdict says so already
+        url, _, anchor = link[1].partition("#")
+        try:
+            response = requests.get(url, timeout=5)
+            response.raise_for_status()
+        except requests.RequestException as error:
+            record.runbook_problem = f"{url}: {error}"
+            return
+        if anchor not in config.runbook_anchors(response.text):
+            record.runbook_problem = f"{url} has no section #{anchor}"
 
     def _note_signals(self, record: Record, fault_epoch: float) -> None:
         try:

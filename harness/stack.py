@@ -26,6 +26,7 @@ from harness import config, images, mail
 from harness.waiting import say
 
 DATABASE = "shortener"
+RUNBOOK = "incident-response/runbooks/INCIDENT-PLAYBOOK.md"  # its path on the runbooks server (under docs/)
 STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
 CREATE_LIMIT = "100/second"
 LABEL = "shortener.stack"
@@ -140,6 +141,10 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://{self.address(service)}"
 
+    def link_base(self, service: str) -> str:
+        """Where the alerts' links to a service point: the environment's choice, else this stack's address."""
+        return self.environ.get(LINKED[service]) or self.url(service)
+
     @property
     def database_url(self) -> str:
         return f"postgresql://{DATABASE}:{self.postgres_password}@{self.address('postgres')}/{DATABASE}"
@@ -163,7 +168,7 @@ class Stack:
         if self.attached:
             return self
         began = time.monotonic()
-        self.images = images.ensure_all(self.services)
+        self.images = {name: images.ensure(SERVICES[name].image_name) for name in self.services}
         for name in self.services:
             container = SERVICES[name].container(self)
             self.containers[name] = container
@@ -271,6 +276,7 @@ def prometheus(stack: Stack) -> HostContainer:
         stack.workdir / "prometheus",
         targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
         alertmanager=stack.address("alertmanager"),
+        links={f"http://127.0.0.1:{USUAL_PORTS[name]}": stack.link_base(name) for name in LINKED},
     )
     return (
         _container(stack, "prometheus")
@@ -316,6 +322,17 @@ def alertmanager(stack: Stack) -> HostContainer:
             ]
         )
         .ready_when(_ready_http(stack.ports["alertmanager"], "/-/ready"))
+    )
+
+
+def runbooks(stack: Stack) -> HostContainer:
+    """The incident docs over HTTP, where the runbook link of every alert email points (the app's image has Python)."""
+    port = stack.ports["runbooks"]
+    return (
+        _container(stack, "runbooks")
+        .with_volume_mapping(str(config.ROOT / "docs"), "/srv/docs", "ro")
+        .with_command(["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)])
+        .ready_when(_ready_http(port, f"/{RUNBOOK}"))
     )
 
 
@@ -417,6 +434,11 @@ class Service:
     links: tuple[tuple[str, str], ...] = ()  # what `make up` shows a person: (title, path on its first port)
     scrape_job: str | None = None  # the job of prometheus.yml that scrapes it
     demo: bool = False  # for people to look at (upstream images only); never part of a test stack
+    image: str = ""  # the image (harness/images.py) it runs, when not its own
+
+    @property
+    def image_name(self) -> str:
+        return self.image or self.name
 
 
 # Start order: each service's dependencies come before it (Jaeger before the app that sends it spans).
@@ -430,6 +452,7 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     Service("redis-exporter", redis_exporter, {"redis-exporter": 9121}, scrape_job="redis"),
     Service("postgres-exporter", postgres_exporter, {"postgres-exporter": 9187}, scrape_job="postgres"),
     Service("mailsink", mailsink, {"mailsink": 8025, "smtp": 1025}, links=(("mail UI", ""),)),
+    Service("runbooks", runbooks, {"runbooks": 8088}, links=(("runbooks", f"/{RUNBOOK}"),), image="app"),
     Service("alertmanager", alertmanager, {"alertmanager": 9093}, links=(("Alertmanager", ""),)),
     Service("prometheus", prometheus, {"prometheus": 9090}, scrape_job="prometheus",
             links=(("Prometheus", ""), ("Prometheus alerts", "/alerts"))),
@@ -437,6 +460,9 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     Service("promtail", promtail, {"promtail": 9080}, links=(("Promtail", "/targets"),), demo=True),
     Service("grafana", grafana, {"grafana": 3000}, links=(("Grafana", ""),), demo=True),
 )}
+# The services whose address the alerts' links name (runbook_url, dashboard_url), with the
+# variable that points them elsewhere (a runbooks site, a shared Grafana).
+LINKED = {"runbooks": "SHORTENER_RUNBOOKS_URL", "grafana": "SHORTENER_GRAFANA_URL"}
 USUAL_PORTS = {listener: port for service in SERVICES.values() for listener, port in service.ports.items()}
 DEMO = tuple(name for name, service in SERVICES.items() if service.demo)
 CORE = tuple(name for name, service in SERVICES.items() if not service.demo)

@@ -151,6 +151,7 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
         targets={"app": "127.0.0.1:1111", "redis": "127.0.0.1:4444", "postgres": "127.0.0.1:5555",
                  "prometheus": "127.0.0.1:2222"},
         alertmanager="127.0.0.1:3333",
+        links={"http://127.0.0.1:8088": "https://runbooks.example.org/", "http://127.0.0.1:3000": "http://127.0.0.1:7777"},
     )
     committed = config.load(config.PROMETHEUS_DIR / "prometheus.yml")
     result = config.load(rendered / "prometheus.yml")
@@ -160,7 +161,10 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
     assert result["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["127.0.0.1:3333"]}]}]
     for key in ("global", "rule_files"):
         assert result[key] == committed[key]
-    assert (rendered / "alerts.yml").read_text() == (config.PROMETHEUS_DIR / "alerts.yml").read_text()
+    committed_rules = (config.PROMETHEUS_DIR / "alerts.yml").read_text()
+    assert (rendered / "alerts.yml").read_text() == (
+        committed_rules.replace('"http://127.0.0.1:8088/', '"https://runbooks.example.org/')
+        .replace('"http://127.0.0.1:3000/', '"http://127.0.0.1:7777/'))
 
 
 def _alert_rules():
@@ -173,14 +177,15 @@ def test_every_alert_carries_what_on_call_needs():
         assert {"summary", "description", "runbook_url", "dashboard_url"} <= set(rule["annotations"])
 
 
-def test_every_runbook_url_points_to_a_section_that_exists():
+def test_every_alert_link_is_absolute_and_its_runbook_section_exists():
+    runbooks = f"http://127.0.0.1:{stack.USUAL_PORTS['runbooks']}/"
     for rule in _alert_rules():
-        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
-        document = config.ROOT / path
-        assert document.is_file(), f"{rule['alert']}: {path} does not exist"
-        anchors = {line[3:].strip().lower().replace(" ", "-") for line in document.read_text().splitlines()
-                   if line.startswith("## ")}
-        assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in {path}"
+        url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert url.startswith(runbooks), f"{rule['alert']}: the runbook link must start with the runbooks server's {runbooks}"
+        document = config.ROOT / "docs" / url.removeprefix(runbooks)
+        assert document.is_file(), f"{rule['alert']}: {document} does not exist"
+        assert anchor in config.runbook_anchors(document.read_text()), f"{rule['alert']}: no section #{anchor} in {document}"
+        assert rule["annotations"]["dashboard_url"].startswith(f"http://127.0.0.1:{stack.USUAL_PORTS['grafana']}/")
 
 
 def test_the_readme_states_each_alerts_promise():

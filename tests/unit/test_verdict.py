@@ -6,8 +6,8 @@ import pytest
 
 from harness.drill import Record
 
-RUNBOOK = "docs/PLAYBOOK.md#servicedown"
-DASHBOARD = "/d/golden"
+RUNBOOK = "http://127.0.0.1:8088/incident-response/runbooks/INCIDENT-PLAYBOOK.md#servicedown"
+DASHBOARD = "http://127.0.0.1:3000/d/golden"
 SUMMARY = "The shortener's p95 latency is 967.5ms"  # Go's html/template writes the ' as &#39;
 
 
@@ -110,6 +110,17 @@ def test_what_a_person_reads_is_checked_in_both_parts():
     ]
     no_summary = _email(subject, 76.0, text=f"Runbook:     {RUNBOOK}\nDashboard:   {DASHBOARD}\n")
     assert _record(emails=[no_summary]).violations() == [f"email {subject!r}: the text part has no summary"]
+
+
+def test_links_must_be_absolute_and_the_runbook_must_lead_to_its_section():
+    subject = "CRITICAL: ServiceDown firing (1)"
+    relative = _email(subject, 76.0, text=f"Summary:     {SUMMARY}\nRunbook:     docs/PLAYBOOK.md#servicedown\n"
+                                          f"Dashboard:   {DASHBOARD}\n",
+                      html=f'<p>{html.escape(SUMMARY)}</p><a href="docs/PLAYBOOK.md#servicedown">r</a><a href="{DASHBOARD}">d</a>')
+    assert _record(emails=[relative]).violations() == [
+        f"email {subject!r}: the link docs/PLAYBOOK.md#servicedown is not absolute: no mail client can open it"]
+    assert _record(runbook_problem="http://127.0.0.1:8088/x.md has no section #servicedown").violations() == [
+        "the runbook link does not lead to its section: http://127.0.0.1:8088/x.md has no section #servicedown"]
 
 
 def test_duplicates_and_unexpected_emails_are_failures():
