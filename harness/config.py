@@ -83,7 +83,7 @@ class AlertSpec:
 def alert(name: str) -> AlertSpec:
     """Read an alert's rule, its scrape and evaluation timings and its route from the committed files."""
     prometheus = load(PROMETHEUS_DIR / "prometheus.yml")
-    group, rule = _find_rule(name)
+    group, rule = find_rule(name)
     job = _job_of(rule["expr"])
     labels = alert_labels(name)
     fill, drain = windows(rule["expr"])
@@ -156,7 +156,7 @@ def windows(expr: str) -> tuple[float, float]:
 
 def alert_labels(name: str) -> dict[str, str]:
     """The labels an alert carries: its name, the job its expression reads, and its rule's labels."""
-    _, rule = _find_rule(name)
+    _, rule = find_rule(name)
     job = _job_of(rule["expr"])
     return {"alertname": name, **({"job": job} if job else {}), **rule.get("labels", {})}
 
@@ -173,6 +173,12 @@ def inhibition_targets(labels: dict[str, str]) -> list[str]:
                for rule in inhibit_rules):
             targets.append(name)
     return targets
+
+
+def runbook_anchor(alert: str) -> str:
+    """The section of the playbook an alert's runbook_url points at, with its #."""
+    _, rule = find_rule(alert)
+    return "#" + rule["annotations"]["runbook_url"].partition("#")[2]
 
 
 def runbook_anchors(markdown: str) -> set[str]:
@@ -201,7 +207,8 @@ def alert_names() -> list[str]:
     return [rule["alert"] for rule in rules() if "alert" in rule]
 
 
-def _find_rule(name: str) -> tuple[dict, dict]:
+def find_rule(name: str) -> tuple[dict, dict]:
+    """The rule group and the rule of an alert."""
     for group in rule_groups():
         for rule in group["rules"]:
             if rule.get("alert") == name:

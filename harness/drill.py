@@ -15,7 +15,7 @@ import requests
 
 from harness import config, promises, signals
 from harness.observe import Alertmanager, Prometheus, counter
-from harness.stack import Stack
+from harness.stack import LOG_DIR, Stack
 from harness.traffic import Traffic
 from harness.waiting import WaitTimeout, say, wait_until
 
@@ -23,7 +23,6 @@ POLL = 1.0  # seconds between observations: the resolution of every measured tim
 STEADY_TIMEOUT = 120.0  # a fresh stack needs scrapes and evaluations before it is steady
 WAIT_MARGIN = 30.0  # keep watching this long past a bound, so a late email is measured, not missed
 WATCHDOG = "Watchdog"
-LOG_DIR = config.ROOT / "reports" / "logs"  # the containers' logs of each failed drill
 _SUBJECT = re.compile(r"^(?P<severity>\w+): (?P<alert>\w+) (?P<status>firing|resolved)")
 _SUMMARY = re.compile(r"^Summary:\s+(.+)$", re.M)
 
@@ -118,6 +117,7 @@ class Record:
     inhibited_seen_s: dict[str, float] = field(default_factory=dict)
     silent_seen: dict[str, str] = field(default_factory=dict)
     not_recovered: list[str] = field(default_factory=list)  # recovery queries that returned nothing
+    runbook_anchor: str = ""  # the section of the playbook its emails must link to ("#servicedown")
     runbook_problem: str = ""  # what went wrong following the email's runbook link, if anything
     traffic_during_fault: dict[str, int] = field(default_factory=dict)
     traffic_failures: list[str] = field(default_factory=list)
@@ -214,7 +214,7 @@ class Record:
             alert, status = match["alert"], match["status"]
             sent[alert, status] = sent.get((alert, status), 0) + 1
             if alert == self.alert and self.mailed:
-                broken += self._content_violations(message, match["severity"])
+                broken += email_violations(message, self.alert, self.severity, self.recipient, self.runbook_anchor)
             elif alert in self.inhibition_targets and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
             elif alert in self.collateral and during_fault(message):
@@ -226,36 +226,6 @@ class Record:
                 broken.append(f"{count} {alert} {status} emails: duplicates")
         return broken
 
-    def _content_violations(self, message: dict, severity: str) -> list[str]:
-        """What a person reads: the subject's severity, both recipients, and both parts' summary and links."""
-        broken = []
-        subject = message["subject"]
-        if severity != self.severity.upper():
-            broken.append(f"subject {subject!r} does not start with {self.severity.upper()}:")
-        for where in ("recipients", "envelope"):
-            if message[where] != [self.recipient]:
-                broken.append(f"email {subject!r} went to {message[where]} ({where}), not [{self.recipient!r}]")
-        text, page = message["text"], message["html"]
-        anchor = "#" + self.alert.lower()
-        links = re.findall(r"^(?:Runbook|Dashboard):\s+(\S+)$", text, re.M)
-        for link in links:
-            if not link.startswith(("http://", "https://")):
-                broken.append(f"email {subject!r}: the link {link} is not absolute: no mail client can open it")
-        if not any(link.endswith(anchor) for link in links):
-            broken.append(f"email {subject!r}: the text part has no runbook link to {anchor}")
-        if len(links) != 2:
-            broken.append(f"email {subject!r}: the text part lacks its runbook or dashboard link")
-        hrefs = [html.unescape(href) for href in re.findall(r'href="([^"]*)"', page)]
-        for link in links:
-            if link not in hrefs:
-                broken.append(f"email {subject!r}: the HTML part has no link to {link}")
-        summary = _SUMMARY.search(text)
-        if not summary or not summary[1].strip():
-            broken.append(f"email {subject!r}: the text part has no summary")
-        elif summary[1].strip() not in html.unescape(page):
-            broken.append(f"email {subject!r}: the HTML part lacks the summary {summary[1].strip()!r}")
-        return broken
-
     def _traffic_violations(self) -> list[str]:
         broken = [f"a traffic client failed: {failure}" for failure in self.traffic_failures]
         seen = self.traffic_during_fault
@@ -265,6 +235,39 @@ class Record:
             if not any(re.fullmatch(pattern, status) for status in seen):
                 broken.append(f"no request was answered {pattern} while the fault lasted: {seen}")
         return broken
+
+
+def email_violations(message: dict, alert: str, severity: str, recipient: str, anchor: str) -> list[str]:
+    """What a person reads in an email of an alert: the subject, both recipients, both parts' summary and links."""
+    broken = []
+    subject = message["subject"]
+    match = _SUBJECT.match(subject)
+    if not match or match["alert"] != alert:
+        return [f"subject {subject!r} does not read '{severity.upper()}: {alert} firing|resolved (n)'"]
+    if match["severity"] != severity.upper():
+        broken.append(f"subject {subject!r} does not start with {severity.upper()}:")
+    for where in ("recipients", "envelope"):
+        if message[where] != [recipient]:
+            broken.append(f"email {subject!r} went to {message[where]} ({where}), not [{recipient!r}]")
+    text, page = message["text"], message["html"]
+    links = re.findall(r"^(?:Runbook|Dashboard):\s+(\S+)$", text, re.M)
+    for link in links:
+        if not link.startswith(("http://", "https://")):
+            broken.append(f"email {subject!r}: the link {link} is not absolute: no mail client can open it")
+    if not any(link.endswith(anchor) for link in links):
+        broken.append(f"email {subject!r}: the text part has no runbook link to {anchor}")
+    if len(links) != 2:
+        broken.append(f"email {subject!r}: the text part lacks its runbook or dashboard link")
+    hrefs = [html.unescape(href) for href in re.findall(r'href="([^"]*)"', page)]
+    for link in links:
+        if link not in hrefs:
+            broken.append(f"email {subject!r}: the HTML part has no link to {link}")
+    summary = _SUMMARY.search(text)
+    if not summary or not summary[1].strip():
+        broken.append(f"email {subject!r}: the text part has no summary")
+    elif summary[1].strip() not in html.unescape(page):
+        broken.append(f"email {subject!r}: the HTML part lacks the summary {summary[1].strip()!r}")
+    return broken
 
 
 class Drill:
@@ -560,7 +563,7 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
         collateral=list(scenario.collateral), error_free=scenario.error_free, answered=list(scenario.answered),
-        proof=_proof_words(scenario.proof),
+        proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
     )
 
 
@@ -568,18 +571,23 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
     """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
     name = scenario.name if run == 1 else f"{scenario.name}-{run}"
     threading.current_thread().name = name  # progress lines of drills side by side carry it
+    stack = running or Stack()
     try:
-        with running or Stack() as stack:  # the drill restores its fault before the stack goes
+        with stack:  # the drill restores its fault before the stack goes
             record = Drill(stack).run(scenario, run)
             if record.verdict == "fail":
-                stack.save_logs(LOG_DIR / name)
-                say(f"drill {name}: container logs saved under {LOG_DIR / name}")
+                _save_logs(stack, name)
             return record
     except Exception as error:  # noqa: BLE001 - a stack that cannot start is that drill's failure, in words
         record = expectation(scenario, run)
         record.timeouts.append(f"the drill could not run: {type(error).__name__}: {error}")
         record.verdict = "fail"
         return record
+
+
+def _save_logs(stack: Stack, name: str) -> None:
+    stack.save_logs(LOG_DIR / name)
+    say(f"drill {name}: container logs saved under {LOG_DIR / name}")
 
 
 def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack | None = None) -> list[Future]:

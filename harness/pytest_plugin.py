@@ -12,8 +12,8 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from harness import report, waiting  # noqa: E402
-from harness.drill import LOG_DIR, Record, Scenario, side_by_side  # noqa: E402
-from harness.stack import Stack  # noqa: E402
+from harness.drill import Record, Scenario, side_by_side  # noqa: E402
+from harness.stack import LOG_DIR, Stack  # noqa: E402
 
 # Drills at a time. Each runs on a stack of its own; they mostly wait on Prometheus's and
 # Alertmanager's clocks, so more than the cores fit (measured on 2 cores: see the README).

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from harness import config, images, mail
 from harness.waiting import say
 
 DATABASE = "shortener"
+LOG_DIR = config.ROOT / "reports" / "logs"  # the containers' logs of each failed drill or stack
 RUNBOOK = "incident-response/runbooks/INCIDENT-PLAYBOOK.md"  # its path on the runbooks server (under docs/)
 STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
 CREATE_LIMIT = "100/second"
@@ -76,13 +79,32 @@ def port_free(port: int) -> bool:
         return True
 
 
+def _ephemeral_start() -> int:
+    """Where the kernel starts handing out ports for outgoing connections (and for bind to port 0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Stacks started side by side choose their ports at the same moment: a port probed free and
+# released can be chosen again by the next stack (bind to port 0 hands out the same few), or
+# taken as the source port of a connection before its service binds it. So ports come from
+# below the kernel's ephemeral range, and each is handed to one stack of this process only.
+_FREE_PORTS = range(10000, _ephemeral_start())
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
 def _port(usual: int | None) -> int:
-    """The usual port when it is free, else any free port on 127.0.0.1."""
-    if usual and port_free(usual):
-        return usual
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """The usual port when it is free, else a free port on 127.0.0.1 that no other stack of this process holds."""
+    with _handing_out:
+        candidates = ([usual] if usual else []) + random.sample(_FREE_PORTS, 50)
+        for candidate in candidates:
+            if candidate not in _handed_out and port_free(candidate):
+                _handed_out.add(candidate)
+                return candidate
+    raise RuntimeError(f"no free port on 127.0.0.1 between {_FREE_PORTS.start} and {_FREE_PORTS.stop}")
 
 
 class Stack:
@@ -184,6 +206,8 @@ class Stack:
         """Remove every container of the stack (unless it was attached to: then it is left running)."""
         if self.attached:
             return
+        with _handing_out:
+            _handed_out.difference_update(self.ports.values())
         for name in reversed(list(self.containers)):
             try:
                 self.containers.pop(name).stop()
@@ -205,13 +229,20 @@ class Stack:
         """Write every container's output to folder/<service>.log."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, container in self.containers.items():
-            stdout, stderr = container.get_logs()
+            try:
+                stdout, stderr = container.get_logs()
+            except (docker.errors.DockerException, RuntimeError) as error:  # never created, or already removed
+                stdout, stderr = b"", f"no logs: {error}\n".encode()
             (folder / f"{name}.log").write_bytes(stdout + stderr)
 
     def __enter__(self) -> "Stack":
         try:
             return self.start()
-        except BaseException:
+        except BaseException as error:
+            if self.containers:  # what started, and how the one that did not become ready ended
+                folder = LOG_DIR / self.name
+                self.save_logs(folder)
+                say(f"stack {self.name}: did not start ({type(error).__name__}); container logs saved under {folder}")
             self.stop()
             raise
 

@@ -22,6 +22,7 @@ def _record(**measured) -> Record:
     record = Record(
         scenario="service_down", alert="ServiceDown", severity="critical", recipient="oncall@x.example",
         fault="stop the app", promise_s=120, floor_s=60, bound_s=100, resolved_bound_s=100, resolved_promise_s=120,
+        runbook_anchor="#servicedown",
     )
     emails = [_email("CRITICAL: ServiceDown firing (1)", 76.0), _email("CRITICAL: ServiceDown resolved (1)", 135.0)]
     values = {"pending_s": 15.0, "firing_s": 75.0, "active_s": 75.5, "email_s": 76.0, "restore_s": 80.0,

@@ -1,0 +1,42 @@
+"""Every alert's emails, rendered by the committed templates with the image's amtool, pass the drills' own judge of an email."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from harness import checks, config, promises
+from harness.drill import email_violations
+
+MAILED = [alert for alert in promises.alerts() if promises.promise(alert).recipient]
+STARTED = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
+
+
+def _notification(alert: str, status: str) -> dict:
+    """What Alertmanager hands the email templates for one alert of this name, firing or resolved."""
+    spec = config.alert(alert)
+    _, rule = config.find_rule(alert)
+    labels = {**spec.labels, "instance": "127.0.0.1:5000"}
+    ended = STARTED + timedelta(minutes=3) if status == "resolved" else datetime(1, 1, 1, tzinfo=timezone.utc)
+    return {
+        "receiver": spec.receiver, "status": status, "externalURL": "http://127.0.0.1:9093",
+        "alerts": [{"status": status, "labels": labels, "annotations": rule["annotations"],
+                    "startsAt": STARTED.isoformat(), "endsAt": ended.isoformat()}],
+        "groupLabels": {name: labels[name] for name in spec.group_by if name in labels},
+        "commonLabels": labels, "commonAnnotations": rule["annotations"],
+    }
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, dict[str, str]]:
+    return checks.render_emails({f"{alert}-{status}": _notification(alert, status)
+                                 for alert in MAILED for status in ("firing", "resolved")})
+
+
+@pytest.mark.parametrize("status", ["firing", "resolved"])
+@pytest.mark.parametrize("alert", MAILED)
+def test_what_on_call_reads_passes_the_drills_judge(rendered, alert, status):
+    promise = promises.promise(alert)
+    email = rendered[f"{alert}-{status}"]
+    message = {**email, "recipients": [promise.recipient], "envelope": [promise.recipient]}
+    assert email["subject"] == f"{promise.severity.upper()}: {alert} {status} (1)"
+    assert email_violations(message, alert, promise.severity, promise.recipient, config.runbook_anchor(alert)) == []
