@@ -19,7 +19,7 @@ engine:  ## a Docker engine that answers (installs and starts one as root if nee
 	bash scripts/docker-engine.sh
 
 images: engine $(VENV)/.installed  ## build or pull every image (cached by a hash of its inputs)
-	$(PY) -m harness.images
+	$(PY) -m harness images
 
 up: images  ## the whole stack on the usual ports, URLs printed, until Ctrl-C or `make down`; TRAFFIC=1 adds background traffic
 	$(PY) -m harness up $(if $(filter 1,$(TRAFFIC)),--traffic)

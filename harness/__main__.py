@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill|report|compose`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|report|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -15,13 +15,23 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import compose, images, report, waiting  # noqa: E402
-from harness.drill import Scenario, expectation, side_by_side  # noqa: E402
-from harness.scenarios import SCENARIOS  # noqa: E402
-from harness.stack import (  # noqa: E402
-    CORE, DEMO, LABEL, PORTS_LABEL, SERVICE_LABEL, SERVICES, USUAL_PORTS, Stack, port_free,
+from harness import report, waiting  # noqa: E402
+from harness.chaos.drill import Scenario, expectation, side_by_side  # noqa: E402
+from harness.chaos.scenarios import SCENARIOS  # noqa: E402
+from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
+from harness.stack import (  # noqa: E402  # noqa: E402
+    CORE,
+    DEMO,
+    LABEL,
+    PORTS_LABEL,
+    SERVICE_LABEL,
+    SERVICES,
+    USUAL_PORTS,
+    Stack,
+    compose,
+    images,
+    port_free,
 )
-from harness.traffic import CLIENTS, Traffic  # noqa: E402
 
 DOWN_TIMEOUT = 30.0  # seconds `down` waits for the stack's ports to be free
 UP = "up"  # the stack name `make up` uses, so that `make down` and `make logs` find it
@@ -230,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     ups.add_argument("--traffic", action="store_true",
                      help="background traffic against the app, so that the metrics and dashboards show life at once")
     commands.add_parser("compose", help=write_compose.__doc__).set_defaults(run=write_compose)
+    ensure = commands.add_parser("images", help=images.report.__doc__, description=images.report.__doc__)
+    ensure.add_argument("names", nargs="*", metavar="name", help=f"images to ensure (default: all of {', '.join(images.ALL)})")
+    ensure.set_defaults(run=lambda args: images.report(args.names))
     for command, run in (("down", down), ("logs", logs)):
         sub = commands.add_parser(command, help=run.__doc__)
         sub.add_argument("--stack", default=UP, help="stack name (default: %(default)s)")

@@ -12,7 +12,8 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from harness import report, waiting  # noqa: E402
-from harness.drill import Record, Scenario, side_by_side  # noqa: E402
+from harness.chaos.drill import Scenario, side_by_side  # noqa: E402
+from harness.chaos.verdict import Record  # noqa: E402
 from harness.stack import LOG_DIR, Stack  # noqa: E402
 
 # Drills at a time. Each runs on a stack of its own; they mostly wait on Prometheus's and

@@ -5,11 +5,10 @@ import time
 import pytest
 import requests
 
-from harness import dashboard
-from harness.config import rules
-from harness.observe import Prometheus
+from harness.chaos.traffic import Traffic
+from harness.config import dashboard, rules
 from harness.stack import Stack
-from harness.traffic import Traffic
+from harness.stack.observe import Prometheus
 from harness.waiting import WaitTimeout, say, wait_until
 
 pytestmark = pytest.mark.chaos

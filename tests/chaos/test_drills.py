@@ -1,12 +1,12 @@
 """Every scenario drilled on a real stack of its own, side by side, and judged by the one judge.
 
-`pytest -k service_down` runs one. What each drill must see is its scenario (harness/scenarios.py);
+`pytest -k service_down` runs one. What each drill must see is its scenario (harness/chaos/scenarios.py);
 whom its alert must reach, and how soon, is the alert's promise (observability/promises.yml).
 """
 
 import pytest
 
-from harness.scenarios import SCENARIOS
+from harness.chaos.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.chaos
 

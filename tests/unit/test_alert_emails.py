@@ -4,8 +4,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harness import checks, config, promises
-from harness.drill import email_violations
+from harness import config
+from harness.chaos.verdict import email_violations
+from harness.config import checks, promises
 
 MAILED = [alert for alert in promises.alerts() if promises.promise(alert).recipient]
 STARTED = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)

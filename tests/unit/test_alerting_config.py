@@ -3,9 +3,11 @@
 import pytest
 import yaml
 
-from harness import checks, config, promises, scenarios, stack
-from harness.drill import expectation
-from harness.scenarios import SCENARIOS
+from harness import config, stack
+from harness.chaos import scenarios
+from harness.chaos.drill import expectation
+from harness.chaos.scenarios import SCENARIOS
+from harness.config import checks, promises
 
 
 def test_rules_and_config_pass_promtool():

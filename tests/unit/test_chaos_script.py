@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 from harness import config
-from harness.drill import expectation
-from harness.scenarios import SCENARIOS
+from harness.chaos.drill import expectation
+from harness.chaos.scenarios import SCENARIOS
 
 SCRIPT = config.ROOT / "scripts" / "chaos-test.sh"
 PLAYBOOK = config.ROOT / "docs" / "incident-response" / "runbooks" / "INCIDENT-PLAYBOOK.md"

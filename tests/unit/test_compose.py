@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from harness import compose, config
-from harness.stack import SERVICES
+from harness import config
+from harness.stack import SERVICES, compose
 
 
 def test_the_committed_file_is_what_the_stack_definition_generates():

@@ -8,8 +8,8 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 from shortener import metrics
 
-from harness import checks, dashboard, stack
-from harness.config import ROOT, rules
+from harness import stack
+from harness.config import ROOT, checks, dashboard, rules
 from observability.grafana import dashboard as generator
 
 MODEL = dashboard.load()

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import psycopg
 
-from harness.faults import LOCK_GAP, LOCK_HOLD, TableLock
+from harness.chaos.faults import LOCK_GAP, LOCK_HOLD, TableLock
 
 
 def _lock_holders(database_url: str) -> int:

@@ -3,8 +3,10 @@
 import json
 from email.message import EmailMessage
 
-from harness import mail, report, signals
-from harness.drill import Record
+from harness import report
+from harness.chaos.verdict import Record
+from harness.report import signals
+from harness.stack import mail
 
 
 def _record(**measured) -> Record:

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from harness import __main__ as cli
-from harness import images, stack
-from harness.stack import Stack
+from harness import stack
+from harness.stack import Stack, images
 
 
 def test_a_running_stack_is_found_by_name_used_and_left_running(data_stack):

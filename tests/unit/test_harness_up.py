@@ -6,8 +6,8 @@ import subprocess
 import pytest
 
 from harness import __main__ as cli
-from harness import config, images
-from harness.stack import CORE, DEMO, SERVICES, Stack
+from harness import config
+from harness.stack import CORE, DEMO, SERVICES, Stack, images
 
 NOT_STARTED = "Grafana, Jaeger, Loki and Promtail: not started: "
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from harness import checks
+from harness.config import checks
 from harness.stack import Stack
 
 CONFIG = "--config.file=/etc/alertmanager/alertmanager.yml"

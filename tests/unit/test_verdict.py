@@ -4,7 +4,7 @@ import html
 
 import pytest
 
-from harness.drill import Record
+from harness.chaos.verdict import Record
 
 RUNBOOK = "http://127.0.0.1:8088/incident-response/runbooks/INCIDENT-PLAYBOOK.md#servicedown"
 DASHBOARD = "http://127.0.0.1:3000/d/golden"

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-from harness import signals  # noqa: E402
+from harness.report import signals  # noqa: E402
 
 COLOURS = {"fault": "#d62728", "pending": "#ffbf00", "firing": "#d62728", "email": "#1f77b4"}
 

@@ -13,12 +13,11 @@ Grafana, Loki, Promtail and Jaeger have no Debian package: they are upstream onl
 unavailable where the local set is chosen or the upstream image cannot be pulled.
 Local images are tagged by a hash of their inputs, so an unchanged image is never rebuilt.
 
-``python -m harness.images [name ...]`` ensures images and prints ``name ref flavour``.
+``python -m harness images [name ...]`` ensures images and prints ``name ref flavour``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import shutil
@@ -35,8 +34,9 @@ import docker
 import docker.errors
 import requests.exceptions
 
-ROOT = Path(__file__).resolve().parent.parent
-RECIPES = Path(__file__).resolve().parent / "images"
+from harness.config import ROOT
+
+RECIPES = Path(__file__).resolve().parent / "recipes"
 
 #: Tag prefix of every image built here (`docker images 'shortener-local/*'`).
 LOCAL_REPO = "shortener-local"
@@ -319,13 +319,9 @@ def _say(message: str) -> float:
     return time.monotonic()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.images",
-        description="Ensure the stack's images (HARNESS_IMAGES=auto|upstream|local) and list them.")
-    parser.add_argument("names", nargs="*", metavar="name",
-                        help=f"images to ensure (default: all of {', '.join(ALL)})")
-    names = parser.parse_args(argv).names or ALL
+def report(names: Iterable[str]) -> int:
+    """Ensure these images (all by default) and print ``name ref flavour`` for each; 1 when one cannot be had."""
+    names = tuple(names) or ALL
     try:
         images, unavailable = ensure_available(names)
     except (ImageError, ValueError) as error:
@@ -338,7 +334,3 @@ def main(argv: list[str] | None = None) -> int:
     for name, why in unavailable.items():
         print(f"{name:<{name_width}}  {'-':<{ref_width}}  unavailable: {why}", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

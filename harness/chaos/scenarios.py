@@ -6,8 +6,8 @@ Whom each alert must reach, and how soon, is its promise in observability/promis
 import time
 
 from harness import config
-from harness.drill import Proof, Scenario, Step
-from harness.faults import TableLock, accept_writes, reject_writes
+from harness.chaos.drill import Proof, Scenario, Step
+from harness.chaos.faults import TableLock, accept_writes, reject_writes
 from harness.stack import PROMETHEUS_RESEND_DELAY, Stack
 
 # Prometheus re-sends a firing alert at the first evaluation strictly after its resend delay

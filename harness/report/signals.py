@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from harness.observe import Prometheus
+from harness.stack.observe import Prometheus
 
 STEP = 5.0  # seconds between points: a third of the scrape interval
 BEFORE = 60.0  # seconds of the steady state shown before the fault

@@ -24,7 +24,8 @@ from docker.errors import APIError
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy, WaitStrategy
 
-from harness import config, images, mail
+from harness import config
+from harness.stack import images, mail
 from harness.waiting import say
 
 DATABASE = "shortener"
@@ -465,7 +466,7 @@ class Service:
     links: tuple[tuple[str, str], ...] = ()  # what `make up` shows a person: (title, path on its first port)
     scrape_job: str | None = None  # the job of prometheus.yml that scrapes it
     demo: bool = False  # for people to look at (upstream images only); never part of a test stack
-    image: str = ""  # the image (harness/images.py) it runs, when not its own
+    image: str = ""  # the image (harness/stack/images.py) it runs, when not its own
 
     @property
     def image_name(self) -> str:

@@ -10,7 +10,8 @@ from pathlib import Path
 import docker
 import yaml
 
-from harness import config, images
+from harness import config
+from harness.stack import images
 
 MOUNTS = {
     str(config.PROMETHEUS_DIR): {"bind": "/etc/prometheus", "mode": "ro"},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "observability" / "prometheus"
 ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
 GRAFANA_DIR = ROOT / "observability" / "grafana"

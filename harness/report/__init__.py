@@ -14,8 +14,9 @@ from pathlib import Path
 
 import jinja2
 
-from harness import config, timeline
-from harness.drill import Record
+from harness import config
+from harness.chaos.verdict import Record
+from harness.report import timeline
 
 REPORT_DIR = config.ROOT / "reports" / "chaos"
 LATEST = REPORT_DIR / "latest"  # the newest run's folder

@@ -1,0 +1,204 @@
+"""The one judge of every drill: what a drill expected and measured, and every expectation it broke, in words."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+_SUBJECT = re.compile(r"^(?P<severity>\w+): (?P<alert>\w+) (?P<status>firing|resolved)")
+_SUMMARY = re.compile(r"^Summary:\s+(.+)$", re.M)
+
+
+@dataclass
+class Record:
+    """What one drill expected and measured; times in seconds after the fault was in place (or after the restore)."""
+
+    scenario: str
+    alert: str
+    severity: str
+    recipient: str | None
+    fault: str
+    promise_s: float  # the alert's promise plus what the fault adds by design
+    floor_s: float
+    bound_s: float
+    resolved_bound_s: float
+    resolved_promise_s: float | None = None
+    most_s: float = 300.0  # the project's promise for every alert
+    bound_why: str = ""
+    mismatch: str = ""  # why the configuration does not fit the scenario: then nothing was run
+    run: int = 1  # which repetition of the scenario (`--repeat`)
+    inhibited: list[str] = field(default_factory=list)
+    inhibition_targets: list[str] = field(default_factory=list)  # what the alert inhibits: never mailed during the fault
+    silent: list[str] = field(default_factory=list)
+    collateral: list[str] = field(default_factory=list)
+    error_free: bool = False
+    answered: list[str] = field(default_factory=list)
+    proof: str = ""  # the fault path's counter, in words
+    proof_growth: float | None = None
+    inject_began_at: str = ""
+    fault_at: str = ""  # when the fault was in place: every time below counts from here
+    inject_s: float | None = None  # how long putting the fault in place took
+    pending_s: float | None = None
+    firing_s: float | None = None
+    active_s: float | None = None
+    inhibited_by: list[str] = field(default_factory=list)  # what held the alert back in Alertmanager, if anything
+    email_s: float | None = None
+    restored_at: str = ""
+    restore_s: float | None = None  # the restore, in seconds after the fault
+    recovered_s: float | None = None
+    resolved_email_s: float | None = None
+    inhibited_seen_s: dict[str, float] = field(default_factory=dict)
+    silent_seen: dict[str, str] = field(default_factory=dict)
+    not_recovered: list[str] = field(default_factory=list)  # recovery queries that returned nothing
+    runbook_anchor: str = ""  # the section of the playbook its emails must link to ("#servicedown")
+    runbook_problem: str = ""  # what went wrong following the email's runbook link, if anything
+    traffic_during_fault: dict[str, int] = field(default_factory=dict)
+    traffic_failures: list[str] = field(default_factory=list)
+    emails: list[dict] = field(default_factory=list)  # each with arrived_s after the fault
+    # Golden signals and the alert's pending/firing states from Prometheus: [s after the fault, value].
+    signals: dict[str, list[list[float]]] = field(default_factory=dict)
+    timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
+    duration_s: float | None = None  # the whole drill, from the steady-state wait to the resolved email
+    verdict: str = "not run"
+
+    @property
+    def name(self) -> str:
+        """The drill's name in the report: the scenario's, and its run when repeated."""
+        return self.scenario if self.run == 1 else f"{self.scenario}-{self.run}"
+
+    @property
+    def mailed(self) -> bool:
+        """Whether the alert is promised to reach people by email (the heartbeat is not)."""
+        return self.recipient is not None
+
+    def violations(self) -> list[str]:
+        """Every expectation this drill broke, in words; empty when it passed."""
+        if self.mismatch:
+            return [f"the configuration does not fit the scenario: {self.mismatch}"]
+        broken = list(self.timeouts)
+        if self.promise_s > self.most_s:
+            broken.append(f"the promise of {self.promise_s:.0f} s is beyond the project's {self.most_s:.0f} s")
+        broken += self._alert_violations()
+        broken += self._timing_violations() if self.mailed else self._heartbeat_violations()
+        broken += self._email_violations()
+        for alert in self.inhibited:
+            if alert not in self.inhibited_seen_s:
+                broken.append(f"{alert} was never seen inhibited in Alertmanager while the fault lasted")
+        for alert, state in self.silent_seen.items():
+            broken.append(f"{alert} went {state}: it must stay silent in this fault")
+        broken += self._traffic_violations()
+        if self.proof and not self.proof_growth:
+            broken.append(f"the fault path did not run: {self.proof} did not grow")
+        broken += [f"not recovered after the resolved email: {query} returned nothing" for query in self.not_recovered]
+        if self.runbook_problem:
+            broken.append(f"the runbook link does not lead to its section: {self.runbook_problem}")
+        return broken
+
+    def _alert_violations(self) -> list[str]:
+        broken = []
+        if self.pending_s is None:
+            broken.append(f"{self.alert} never went pending in Prometheus")
+        elif self.firing_s is None:
+            broken.append(f"{self.alert} went pending after {self.pending_s:.0f} s but never fired")
+        elif self.firing_s < self.floor_s:
+            broken.append(f"{self.alert} fired after {self.firing_s:.0f} s: before its for: of {self.floor_s:.0f} s")
+        if self.firing_s is not None and self.active_s is None and self.mailed:
+            held = f": inhibited by {', '.join(self.inhibited_by)}" if self.inhibited_by else ""
+            broken.append(f"{self.alert} fired but was never active in Alertmanager{held}")
+        return broken
+
+    def _timing_violations(self) -> list[str]:
+        broken = []
+        if self.email_s is None:
+            broken.append(f"no {self.alert} email arrived")
+        else:
+            if self.email_s < self.floor_s:
+                broken.append(f"email after {self.email_s:.0f} s: earlier than the for: duration {self.floor_s:.0f} s")
+            if self.email_s > self.bound_s:
+                broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
+            if self.email_s > self.promise_s:
+                broken.append(f"email after {self.email_s:.0f} s: later than the promise {self.promise_s:.0f} s")
+        if self.resolved_email_s is None:
+            broken.append("no resolved email arrived")
+        else:
+            if self.resolved_email_s > self.resolved_bound_s:
+                broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
+                              f"later than the bound {self.resolved_bound_s:.0f} s")
+            if self.resolved_promise_s is not None and self.resolved_email_s > self.resolved_promise_s:
+                broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
+                              f"later than the promise {self.resolved_promise_s:.0f} s")
+        return broken
+
+    def _heartbeat_violations(self) -> list[str]:
+        if self.active_s is None:
+            return [f"{self.alert} never became active at its receiver"]
+        return [f"{self.alert} active at its receiver after {self.active_s:.0f} s: later than the {what} {limit:.0f} s"
+                for what, limit in (("bound", self.bound_s), ("promise", self.promise_s)) if self.active_s > limit]
+
+    def _email_violations(self) -> list[str]:
+        broken = []
+        sent: dict[tuple[str, str], int] = {}
+        during_fault = lambda message: self.restore_s is None or message["arrived_s"] < self.restore_s  # noqa: E731
+        for message in self.emails:
+            match = _SUBJECT.match(message["subject"])
+            if not match:
+                broken.append(f"unexpected email {message['subject']!r}")
+                continue
+            alert, status = match["alert"], match["status"]
+            sent[alert, status] = sent.get((alert, status), 0) + 1
+            if alert == self.alert and self.mailed:
+                broken += email_violations(message, self.alert, self.severity, self.recipient, self.runbook_anchor)
+            elif alert in self.inhibition_targets and during_fault(message):
+                broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
+            elif alert in self.collateral and during_fault(message):
+                broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
+            elif alert not in self.collateral + self.inhibition_targets:
+                broken.append(f"unexpected email {message['subject']!r}")
+        for (alert, status), count in sent.items():
+            if count > 1:
+                broken.append(f"{count} {alert} {status} emails: duplicates")
+        return broken
+
+    def _traffic_violations(self) -> list[str]:
+        broken = [f"a traffic client failed: {failure}" for failure in self.traffic_failures]
+        seen = self.traffic_during_fault
+        if self.error_free and set(seen) - {"201", "302"}:
+            broken.append(f"requests failed while the fault lasted: {seen}")
+        for pattern in self.answered:
+            if not any(re.fullmatch(pattern, status) for status in seen):
+                broken.append(f"no request was answered {pattern} while the fault lasted: {seen}")
+        return broken
+
+
+def email_violations(message: dict, alert: str, severity: str, recipient: str, anchor: str) -> list[str]:
+    """What a person reads in an email of an alert: the subject, both recipients, both parts' summary and links."""
+    broken = []
+    subject = message["subject"]
+    match = _SUBJECT.match(subject)
+    if not match or match["alert"] != alert:
+        return [f"subject {subject!r} does not read '{severity.upper()}: {alert} firing|resolved (n)'"]
+    if match["severity"] != severity.upper():
+        broken.append(f"subject {subject!r} does not start with {severity.upper()}:")
+    for where in ("recipients", "envelope"):
+        if message[where] != [recipient]:
+            broken.append(f"email {subject!r} went to {message[where]} ({where}), not [{recipient!r}]")
+    text, page = message["text"], message["html"]
+    links = re.findall(r"^(?:Runbook|Dashboard):\s+(\S+)$", text, re.M)
+    for link in links:
+        if not link.startswith(("http://", "https://")):
+            broken.append(f"email {subject!r}: the link {link} is not absolute: no mail client can open it")
+    if not any(link.endswith(anchor) for link in links):
+        broken.append(f"email {subject!r}: the text part has no runbook link to {anchor}")
+    if len(links) != 2:
+        broken.append(f"email {subject!r}: the text part lacks its runbook or dashboard link")
+    hrefs = [html.unescape(href) for href in re.findall(r'href="([^"]*)"', page)]
+    for link in links:
+        if link not in hrefs:
+            broken.append(f"email {subject!r}: the HTML part has no link to {link}")
+    summary = _SUMMARY.search(text)
+    if not summary or not summary[1].strip():
+        broken.append(f"email {subject!r}: the text part has no summary")
+    elif summary[1].strip() not in html.unescape(page):
+        broken.append(f"email {subject!r}: the HTML part lacks the summary {summary[1].strip()!r}")
+    return broken
