@@ -55,8 +55,8 @@ def up(args) -> int:
         try:
             while True:  # until Ctrl-C, or until `make down` removes the containers
                 time.sleep(2)
-                for container in stack.containers.values():
-                    container.get_wrapped_container().reload()
+                for container in stack.running.values():
+                    container.reload()
         except KeyboardInterrupt:
             print("\nstopping the stack", flush=True)
         except docker.errors.NotFound:

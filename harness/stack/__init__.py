@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import docker
+import docker.models.containers
 from docker.errors import APIError
 from testcontainers.core.container import DockerContainer
-from testcontainers.core.wait_strategies import ExecWaitStrategy, HttpWaitStrategy, PortWaitStrategy, WaitStrategy
+from testcontainers.core.wait_strategies import HttpWaitStrategy, PortWaitStrategy, WaitStrategy
 
 from harness import config
 from harness.stack import images, mail
@@ -51,6 +52,11 @@ class HostContainer(DockerContainer):
     def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None):
         super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})})
         self.readiness: WaitStrategy | None = None
+        self.command: list[str] = []
+
+    def with_command(self, command: list[str]) -> "HostContainer":
+        self.command = list(command)  # kept in the open: the compose file is written from it
+        return super().with_command(command)
 
     def ready_when(self, strategy: WaitStrategy) -> "HostContainer":
         """Wait for this strategy after a start, and after every restart of the container."""
@@ -127,7 +133,8 @@ class Stack:
         self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
-        self.containers: dict[str, HostContainer] = {}
+        self.containers: dict[str, HostContainer] = {}  # how each service runs and when it is ready
+        self.running: dict[str, docker.models.containers.Container] = {}  # each started (or found) container
         self.images: dict[str, images.Image] = {}
         self.attached = False  # found running (e.g. `make up`'s): used, never removed
         self.ready_at = time.monotonic()  # when the last service became ready (or the stack was attached)
@@ -152,8 +159,8 @@ class Stack:
         for service in stack.services:
             running = found[service]
             stack.images[service] = images.Image(running.attrs["Config"]["Image"], running.labels[FLAVOUR_LABEL])
-            stack.containers[service] = SERVICES[service].container(stack)
-            stack.containers[service]._container = running  # testcontainers' handle on a started container
+            stack.containers[service] = SERVICES[service].container(stack)  # its readiness, for a restart
+            stack.running[service] = running
         return stack
 
     # Addresses -----------------------------------------------------------------------
@@ -198,6 +205,7 @@ class Stack:
             started = time.monotonic()
             say(f"stack {self.name}: starting {name} ({self.images[name].ref})")
             container.start()
+            self.running[name] = container.get_wrapped_container()
             say(f"stack {self.name}: {name} ready on {self.address(name)} in {time.monotonic() - started:.1f} s")
         self.ready_at = time.monotonic()
         say(f"stack {self.name}: {len(self.services)} services ready in {self.ready_at - began:.1f} s")
@@ -218,23 +226,23 @@ class Stack:
 
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
-        self.containers[name].get_wrapped_container().stop(timeout=10)
+        self.running[name].stop(timeout=10)
 
     def resume_service(self, name: str) -> None:
         """Start a stopped service again and wait until it is ready."""
-        container = self.containers[name]
-        container.get_wrapped_container().start()
-        container.readiness.wait_until_ready(container)
+        self.running[name].start()
+        self.containers[name].readiness.wait_until_ready(self.containers[name])
 
     def save_logs(self, folder: Path) -> None:
         """Write every container's output to folder/<service>.log."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, container in self.containers.items():
+            running = self.running.get(name) or container.get_wrapped_container()  # one that did not get ready too
             try:
-                stdout, stderr = container.get_logs()
-            except (docker.errors.DockerException, RuntimeError) as error:  # never created, or already removed
-                stdout, stderr = b"", f"no logs: {error}\n".encode()
-            (folder / f"{name}.log").write_bytes(stdout + stderr)
+                output = running.logs() if running else b"never created\n"
+            except docker.errors.DockerException as error:  # already removed
+                output = f"no logs: {error}\n".encode()
+            (folder / f"{name}.log").write_bytes(output)
 
     def __enter__(self) -> "Stack":
         try:
@@ -249,6 +257,27 @@ class Stack:
 
     def __exit__(self, *_exc) -> None:
         self.stop()
+
+
+class PostgresReady(WaitStrategy):
+    """Ready when pg_isready, run in the Postgres container, says it accepts connections on the stack's port."""
+
+    def __init__(self, stack: Stack):
+        super().__init__()
+        self.stack = stack
+
+    def wait_until_ready(self, container) -> None:
+        check = ["pg_isready", "-h", "127.0.0.1", "-p", str(self.stack.ports["postgres"]), "-U", DATABASE]
+        deadline = time.monotonic() + self._startup_timeout
+        while True:
+            # The container the stack started, or found running (`make up`'s, attached to).
+            result = (self.stack.running.get("postgres") or container.get_wrapped_container()).exec_run(check)
+            if result.exit_code == 0:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Postgres did not accept connections within {self._startup_timeout:.0f} s: "
+                                   f"{result.output.decode(errors='replace').strip()}. Hint: see its container log")
+            time.sleep(self._poll_interval)
 
 
 def _container(stack: Stack, name: str) -> HostContainer:
@@ -267,10 +296,7 @@ def postgres(stack: Stack) -> HostContainer:
         _container(stack, "postgres")
         .with_envs(POSTGRES_USER=DATABASE, POSTGRES_PASSWORD=stack.postgres_password, POSTGRES_DB=DATABASE)
         .with_command(["postgres", "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"])
-        .ready_when(
-            ExecWaitStrategy(["pg_isready", "-h", "127.0.0.1", "-p", str(port), "-U", DATABASE])
-            .with_startup_timeout(STARTUP_TIMEOUT)
-        )
+        .ready_when(PostgresReady(stack).with_startup_timeout(STARTUP_TIMEOUT))
     )
 
 

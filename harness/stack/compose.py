@@ -68,8 +68,8 @@ def _service(stack: Stack, name: str, container: HostContainer) -> dict:
             "args": {"BASE": images.UPSTREAM_BASE},
             "network": "host",  # like the harness's builds: no bridge network on these machines
         }
-    if container._command:  # testcontainers keeps the command only in this attribute
-        service["command"] = list(container._command)
+    if container.command:
+        service["command"] = container.command
     if container.env:
         service["environment"] = dict(container.env)
     if container.volumes:

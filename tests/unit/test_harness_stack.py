@@ -25,9 +25,9 @@ def test_a_running_stack_is_found_by_name_used_and_left_running(data_stack):
         pass
     with psycopg.connect(found.database_url, connect_timeout=5) as connection:
         assert connection.execute("select 1").fetchone() == (1,)
-    for container in found.containers.values():
-        container.get_wrapped_container().reload()
-        assert container.get_wrapped_container().status == "running"
+    for container in found.running.values():
+        container.reload()
+        assert container.status == "running"
 
 
 def test_no_running_stack_of_that_name_is_none():
