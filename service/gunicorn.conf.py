@@ -9,6 +9,8 @@ wsgi_app = "shortener:create_app()"
 # Host networking: every service listens on loopback only.
 bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Gunicorn's worker, counting the 500s Gunicorn answers itself (a header it cannot send).
+worker_class = "shortener.workers.CountingSyncWorker"
 # Requests are bounded by the app's own timeouts (3 s connect, 5 s statement);
 # the worker timeout only catches a truly stuck worker.
 timeout = 30
@@ -25,6 +27,11 @@ def _metrics_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
+# The worker class imports the app's package, whose metrics write to this directory at once.
+if _metrics_dir():
+    os.makedirs(_metrics_dir(), exist_ok=True)
+
+
 def on_starting(server):
     """Empty the multiprocess metrics directory: old workers' files would be summed in."""
     path = _metrics_dir()
@@ -35,6 +42,13 @@ def on_starting(server):
         entry = os.path.join(path, name)
         if os.path.isfile(entry) or os.path.islink(entry):
             os.unlink(entry)
+
+
+def worker_abort(worker):
+    """A worker killed for its timeout: count the requests its threads held (their clients get no answer)."""
+    from shortener import delivery
+
+    delivery.abandon_in_flight(504, "worker_timeout")
 
 
 def child_exit(server, worker):

@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import config, errors, health, links, logs, metrics, openapi, ratelimit, tracing
+from . import config, delivery, errors, health, links, logs, metrics, openapi, ratelimit, tracing
 from .cache import Cache
 from .db import Database
 
@@ -15,9 +15,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json.sort_keys = False
 
     instrumented = app.config["SHORTENER_INSTRUMENTATION"]
-    logs.init_app(app, access_log=instrumented)
-    # The request's span lives until teardown: access lines carry its trace id.
+    # The request's span lives until teardown: access lines carry its trace id,
+    # which the logs' hook reads after tracing's own hook has started the span.
     tracing.init_app(app)
+    logs.init_app(app, access_log=instrumented)
     metrics.init_app(app, per_request=instrumented)
     errors.init_app(app)
 
@@ -43,4 +44,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)
     app.extensions["shortener.limiter"] = ratelimit.init_app(app, "links.shorten")
+    # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
+    app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)
     return app

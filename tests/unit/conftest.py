@@ -1,8 +1,17 @@
 """Apps of the shortener on the harness's real Postgres and Redis, closed after each test."""
 
 import pytest
+from flask.testing import FlaskClient
 
 from shortener import create_app
+
+
+class ServerLikeClient(FlaskClient):
+    """A test client that reads and closes every response as a server does (the delivery layer counts then)."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
 
 
 @pytest.fixture
@@ -15,6 +24,7 @@ def make_app(database_url, redis_url):
             {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "SHORTENER_CREATE_LIMIT": "off",
              **overrides}
         )
+        app.test_client_class = ServerLikeClient
         apps.append(app)
         return app
 
