@@ -10,6 +10,9 @@ REQUIRED = ("DATABASE_URL", "REDIS_URL")
 # answer 503 within a few seconds instead of holding a Gunicorn worker.
 DEFAULTS = {
     "PUBLIC_BASE_URL": None,
+    # Comma-separated other host names of this service (a CDN name, an old domain): links to
+    # them would redirect back here, so they are refused like PUBLIC_BASE_URL's host.
+    "SHORTENER_HOST_ALIASES": "",
     "DATABASE_CONNECT_TIMEOUT": 3,
     "DATABASE_STATEMENT_TIMEOUT_MS": 5000,
     "DATABASE_POOL_TIMEOUT": 3.0,

@@ -71,13 +71,23 @@ def _refuse_unknown_fields(body: dict) -> None:
         raise ApiError(400, "invalid_body", f"Unknown field(s): {', '.join(map(repr, unknown))[:200]}.")
 
 
+def _configured_hosts() -> frozenset[str]:
+    """The canonical hosts of PUBLIC_BASE_URL and SHORTENER_HOST_ALIASES (read once per app)."""
+    hosts = current_app.extensions.get("shortener.own_hosts")
+    if hosts is None:
+        names = [a.strip() for a in str(current_app.config["SHORTENER_HOST_ALIASES"]).split(",") if a.strip()]
+        base = current_app.config["PUBLIC_BASE_URL"]
+        if base:
+            names.append(base.split("://", 1)[-1].split("/", 1)[0])
+        hosts = frozenset(h for h in map(targets.hostname_of, names) if h)
+        current_app.extensions["shortener.own_hosts"] = hosts
+    return hosts
+
+
 def _own_hosts() -> frozenset[str]:
-    """The host names this service answers on: links to them would loop."""
-    hosts = {targets.hostname_of(request.host)}
-    base = current_app.config["PUBLIC_BASE_URL"]
-    if base:
-        hosts.add(targets.hostname_of(base.split("://", 1)[-1].split("/", 1)[0]))
-    return frozenset(h for h in hosts if h)
+    """The canonical host names this service answers on: links to them would loop."""
+    here = targets.hostname_of(request.host)
+    return _configured_hosts() | {here} if here else _configured_hosts()
 
 
 def _read_expiry(value: object) -> datetime | None:
