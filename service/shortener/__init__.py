@@ -38,7 +38,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         ttl_seconds=app.config["CACHE_TTL_SECONDS"],
         backoff_seconds=app.config["REDIS_BACKOFF_SECONDS"],
     )
-    app.extensions["shortener.probe"] = health.probe_dependencies
+    app.extensions["shortener.probe"] = health.DependencyProbe(
+        app.extensions["shortener.db"], app.extensions["shortener.cache"]
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -147,7 +147,7 @@ def exposition():
     # The app's dependency probe, so the up gauges describe now, not the last request.
     probe = current_app.extensions.get("shortener.probe")
     if probe is not None:
-        probe()
+        probe.states()
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
