@@ -55,3 +55,12 @@ def child_exit(server, worker):
     """Drop a dead worker's live-gauge files so they stop being reported."""
     if _metrics_dir():
         multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """Write the clicks still in Redis and close the pools: a stopped worker leaves nothing behind."""
+    from shortener import shutdown
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        shutdown(app)

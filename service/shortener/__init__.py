@@ -4,6 +4,7 @@ from flask import Flask
 
 from . import config, delivery, errors, health, links, logs, metrics, openapi, ratelimit, tracing
 from .cache import Cache
+from .clicks import ClickFlusher
 from .db import Database
 
 
@@ -38,6 +39,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         ttl_seconds=app.config["CACHE_TTL_SECONDS"],
         backoff_seconds=app.config["REDIS_BACKOFF_SECONDS"],
     )
+    app.extensions["shortener.clicks"] = ClickFlusher(app.extensions["shortener.cache"], app.extensions["shortener.db"])
     app.extensions["shortener.probe"] = health.DependencyProbe(
         app.extensions["shortener.db"], app.extensions["shortener.cache"]
     )
@@ -49,3 +51,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
     app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)
     return app
+
+
+def shutdown(app: Flask) -> None:
+    """Write pending clicks and close the pools (a worker's exit, or a test's end)."""
+    app.extensions["shortener.clicks"].stop(flush=True)
+    app.extensions["shortener.db"].close()
+    app.extensions["shortener.cache"].close()

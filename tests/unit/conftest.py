@@ -3,7 +3,7 @@
 import pytest
 from flask.testing import FlaskClient
 
-from shortener import create_app
+from shortener import create_app, migrations, shutdown
 
 
 class ServerLikeClient(FlaskClient):
@@ -12,6 +12,13 @@ class ServerLikeClient(FlaskClient):
     def open(self, *args, **kwargs):
         kwargs.setdefault("buffered", True)
         return super().open(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def database_url(database_url):
+    """The harness's database with the schema migrated once, as a deploy does before Gunicorn starts."""
+    migrations.migrate(database_url)
+    return database_url
 
 
 @pytest.fixture
@@ -30,5 +37,4 @@ def make_app(database_url, redis_url):
 
     yield make
     for app in apps:
-        app.extensions["shortener.db"].close()
-        app.extensions["shortener.cache"].close()
+        shutdown(app)
