@@ -14,7 +14,12 @@ worker_class = "shortener.workers.CountingSyncWorker"
 # Requests are bounded by the app's own timeouts (3 s connect, 5 s statement);
 # the worker timeout only catches a truly stuck worker.
 timeout = 30
-graceful_timeout = 20
+# Under Docker's default stop timeout (10 s): in-flight requests finish and clicks are
+# flushed before the container is killed.
+graceful_timeout = 8
+# Recycle workers now and then (a slow leak cannot grow without bound), not all at once.
+max_requests = 20000
+max_requests_jitter = 2000
 keepalive = 5
 
 # The app writes its own JSON access line; Gunicorn's would duplicate it.

@@ -39,7 +39,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         ttl_seconds=app.config["CACHE_TTL_SECONDS"],
         backoff_seconds=app.config["REDIS_BACKOFF_SECONDS"],
     )
-    app.extensions["shortener.clicks"] = ClickFlusher(app.extensions["shortener.cache"], app.extensions["shortener.db"])
+    app.extensions["shortener.clicks"] = ClickFlusher(
+        app.extensions["shortener.cache"], app.extensions["shortener.db"], app.config["CLICK_FLUSH_SECONDS"]
+    )
     app.extensions["shortener.probe"] = health.DependencyProbe(
         app.extensions["shortener.db"], app.extensions["shortener.cache"]
     )

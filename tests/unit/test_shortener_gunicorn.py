@@ -81,3 +81,24 @@ def test_sigterm_lets_an_in_flight_request_finish(server, database_url):
 
     assert result.get("status") == 201
     assert server.process.wait(timeout=25) == 0
+
+
+def test_workers_stopped_under_traffic_flush_their_clicks(tmp_path, database_url, redis_url):
+    """Clicks counted in Redis reach Postgres when Gunicorn stops its workers, with no flush interval left to wait."""
+    server = Server(tmp_path, database_url, redis_url, workers=2, CLICK_FLUSH_SECONDS="3600")
+    try:
+        session = requests.Session()
+        code = session.post(server.url + "/shorten", json={"url": "https://example.org/exit"}, timeout=5).json()["code"]
+        statuses = []
+
+        def visit(_):
+            statuses.append(session.get(f"{server.url}/{code}", allow_redirects=False, timeout=10).status_code)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(visit, range(300)))
+    finally:
+        server.stop()  # SIGTERM: each worker's exit hook writes what is pending
+    assert statuses == [302] * 300
+    with psycopg.connect(database_url) as conn:
+        (clicks,) = conn.execute("SELECT clicks FROM links WHERE code = %s", (code,)).fetchone()
+    assert clicks == 300
