@@ -15,6 +15,7 @@ import platform
 import secrets
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -265,6 +266,9 @@ def main(argv=None) -> int:
         data = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url,
                 # Creates are measured, not refused: the per-client limit would answer 429.
                 "SHORTENER_CREATE_LIMIT": "off"}
+        # The schema, as a deploy creates it before Gunicorn starts (workers no longer do).
+        subprocess.run([sys.executable, "-m", "shortener", "migrate"], check=True, cwd=Path(__file__).resolve().parents[1] / "service",
+                       env={**os.environ, **data})
         servers = {
             "bare": Gunicorn("bare", BARE, workdir),
             "app": Gunicorn("app", SHORTENER, workdir, {**data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "m-app")}),

@@ -9,10 +9,17 @@ wsgi_app = "shortener:create_app()"
 # Host networking: every service listens on loopback only.
 bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Gunicorn's worker, counting the 500s Gunicorn answers itself (a header it cannot send).
+worker_class = "shortener.workers.CountingSyncWorker"
 # Requests are bounded by the app's own timeouts (3 s connect, 5 s statement);
 # the worker timeout only catches a truly stuck worker.
 timeout = 30
-graceful_timeout = 20
+# Under Docker's default stop timeout (10 s): in-flight requests finish and clicks are
+# flushed before the container is killed.
+graceful_timeout = 8
+# Recycle workers now and then (a slow leak cannot grow without bound), not all at once.
+max_requests = 20000
+max_requests_jitter = 2000
 keepalive = 5
 
 # The app writes its own JSON access line; Gunicorn's would duplicate it.
@@ -23,6 +30,11 @@ loglevel = "info"
 
 def _metrics_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+# The worker class imports the app's package, whose metrics write to this directory at once.
+if _metrics_dir():
+    os.makedirs(_metrics_dir(), exist_ok=True)
 
 
 def on_starting(server):
@@ -37,7 +49,23 @@ def on_starting(server):
             os.unlink(entry)
 
 
+def worker_abort(worker):
+    """A worker killed for its timeout: count the requests its threads held (their clients get no answer)."""
+    from shortener import delivery
+
+    delivery.abandon_in_flight(504, "worker_timeout")
+
+
 def child_exit(server, worker):
     """Drop a dead worker's live-gauge files so they stop being reported."""
     if _metrics_dir():
         multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """Write the clicks still in Redis and close the pools: a stopped worker leaves nothing behind."""
+    from shortener import shutdown
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        shutdown(app)

@@ -2,8 +2,9 @@
 
 from flask import Flask
 
-from . import config, errors, health, links, logs, metrics, openapi, ratelimit, tracing
+from . import config, delivery, errors, health, links, logs, metrics, openapi, ratelimit, tracing
 from .cache import Cache
+from .clicks import ClickFlusher
 from .db import Database
 
 
@@ -15,9 +16,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.json.sort_keys = False
 
     instrumented = app.config["SHORTENER_INSTRUMENTATION"]
-    logs.init_app(app, access_log=instrumented)
-    # The request's span lives until teardown: access lines carry its trace id.
+    # The request's span lives until teardown: access lines carry its trace id,
+    # which the logs' hook reads after tracing's own hook has started the span.
     tracing.init_app(app)
+    logs.init_app(app, access_log=instrumented)
     metrics.init_app(app, per_request=instrumented)
     errors.init_app(app)
 
@@ -37,10 +39,24 @@ def create_app(overrides: dict | None = None) -> Flask:
         ttl_seconds=app.config["CACHE_TTL_SECONDS"],
         backoff_seconds=app.config["REDIS_BACKOFF_SECONDS"],
     )
-    app.extensions["shortener.probe"] = health.probe_dependencies
+    app.extensions["shortener.clicks"] = ClickFlusher(
+        app.extensions["shortener.cache"], app.extensions["shortener.db"], app.config["CLICK_FLUSH_SECONDS"]
+    )
+    app.extensions["shortener.probe"] = health.DependencyProbe(
+        app.extensions["shortener.db"], app.extensions["shortener.cache"]
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)
     app.extensions["shortener.limiter"] = ratelimit.init_app(app, "links.shorten")
+    # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
+    app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)
     return app
+
+
+def shutdown(app: Flask) -> None:
+    """Write pending clicks and close the pools (a worker's exit, or a test's end)."""
+    app.extensions["shortener.clicks"].stop(flush=True)
+    app.extensions["shortener.db"].close()
+    app.extensions["shortener.cache"].close()

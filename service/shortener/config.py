@@ -10,6 +10,9 @@ REQUIRED = ("DATABASE_URL", "REDIS_URL")
 # answer 503 within a few seconds instead of holding a Gunicorn worker.
 DEFAULTS = {
     "PUBLIC_BASE_URL": None,
+    # Comma-separated other host names of this service (a CDN name, an old domain): links to
+    # them would redirect back here, so they are refused like PUBLIC_BASE_URL's host.
+    "SHORTENER_HOST_ALIASES": "",
     "DATABASE_CONNECT_TIMEOUT": 3,
     "DATABASE_STATEMENT_TIMEOUT_MS": 5000,
     "DATABASE_POOL_TIMEOUT": 3.0,
@@ -21,6 +24,9 @@ DEFAULTS = {
     # costs one timeout per worker per interval instead of one per request.
     "REDIS_BACKOFF_SECONDS": 5.0,
     "CACHE_TTL_SECONDS": 3600,
+    # How often each worker moves the clicks counted in Redis to Postgres: also the most
+    # clicks a Redis crash can lose while Postgres is up.
+    "CLICK_FLUSH_SECONDS": 1.0,
     # Comma-separated keys; when set, writes need one in X-API-Key (or Bearer).
     "SHORTENER_API_KEYS": "",
     # flask-limiter syntax ("60/minute", "10/second;500/hour"); "off" disables it.
@@ -55,6 +61,7 @@ _CASTS = {
     "REDIS_SOCKET_TIMEOUT": float,
     "REDIS_BACKOFF_SECONDS": float,
     "CACHE_TTL_SECONDS": int,
+    "CLICK_FLUSH_SECONDS": float,
     "MAX_URL_LENGTH": int,
     "MAX_CONTENT_LENGTH": int,
     "SHORTENER_INSTRUMENTATION": _switch,

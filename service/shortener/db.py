@@ -2,8 +2,6 @@
 
 import select
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,28 +13,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .dependency import CircuitBreaker, DependencyState
 from .errors import ApiError
-
-# Any constant works; it only has to be the same in every worker that races to
-# create the schema, and unlikely to collide with locks taken by other apps.
-SCHEMA_LOCK_KEY = 0x5_4E_5254  # "SHRT"
-
-# Every statement is idempotent, so each worker can run the whole list at start:
-# the first release's table, then each later column as ADD COLUMN IF NOT EXISTS.
-SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS links (
-        code text PRIMARY KEY,
-        url text NOT NULL,
-        created_at timestamptz NOT NULL DEFAULT now()
-    )
-    """,
-    "ALTER TABLE links ADD COLUMN IF NOT EXISTS expires_at timestamptz",
-    "ALTER TABLE links ADD COLUMN IF NOT EXISTS disabled_at timestamptz",
-    "ALTER TABLE links ADD COLUMN IF NOT EXISTS clicks bigint NOT NULL DEFAULT 0",
-)
-
-# How often a worker holding clicks from a Postgres outage tries to write them.
-CLICK_FLUSH_INTERVAL = 1.0
 
 LINK_COLUMNS = "code, url, created_at, expires_at, disabled_at, clicks"
 
@@ -64,7 +40,7 @@ class DatabaseUnavailable(ApiError):
 
 
 class Database:
-    """A lazily opened connection pool that creates the schema on first use."""
+    """A lazily opened connection pool; the schema is the migrations' business (run before start)."""
 
     def __init__(
         self,
@@ -82,18 +58,12 @@ class Database:
         self.pool_timeout = pool_timeout
         self.max_size = max_size
         self._pool: ConnectionPool | None = None
-        self._schema_ready = False
         self._lock = threading.Lock()
         self.state = DependencyState("postgres")
         # While Postgres is known down, requests fail fast (503, or the cache)
         # instead of each holding a worker for the pool timeout; one request
         # per interval tries again, so recovery needs no restart.
         self.breaker = CircuitBreaker(backoff_seconds)
-        # Clicks on redirects served from the cache while Postgres was down;
-        # written by the next request of this worker that reaches Postgres.
-        self._pending_clicks: Counter[str] = Counter()
-        self._pending_lock = threading.Lock()
-        self._flusher: threading.Thread | None = None
 
     def _open_pool(self) -> ConnectionPool:
         # Opened on first use, not at import or create_app: Gunicorn forks
@@ -133,17 +103,12 @@ class Database:
             if self.state.is_up is False:
                 self._probe()
             with self._open_pool().connection(timeout=timeout) as conn:
-                if not self._schema_ready:
-                    self._create_schema(conn)
                 self.breaker.succeeded()
                 self.state.mark_up()
-                self._flush_pending_clicks(conn)
                 yield conn
         except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
-            # The database was replaced under us (e.g. a fresh volume): create
-            # the schema again on the next request.
-            self._schema_ready = False
-            raise DatabaseUnavailable(str(exc)) from exc
+            # A database without the schema: `python -m shortener migrate` was not run.
+            raise DatabaseUnavailable(f"{exc} (run `python -m shortener migrate`)") from exc
         except errors.QueryCanceled as exc:
             # A statement past its timeout (a lock, a slow query): this request
             # fails, but Postgres answers, so the breaker stays closed.
@@ -157,15 +122,6 @@ class Database:
     def _probe(self) -> None:
         """Try one direct connection: refused at once, where the pool would wait its timeout."""
         psycopg.connect(self.url, connect_timeout=self.connect_timeout, application_name="shortener-probe").close()
-
-    def _create_schema(self, conn: psycopg.Connection) -> None:
-        # Several workers start at once; the advisory lock serialises their
-        # CREATE TABLE IF NOT EXISTS, which is not safe to run concurrently.
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-            for statement in SCHEMA:
-                conn.execute(statement)
-        self._schema_ready = True
 
     def ping(self, timeout: float | None = None) -> None:
         """Run a trivial query; raise DatabaseUnavailable if Postgres does not answer."""
@@ -202,55 +158,44 @@ class Database:
             ).fetchone()
             return (row[0], row[1]) if row else None
 
-    def buffer_click(self, code: str) -> None:
-        """Keep a click that Postgres could not take; a background thread writes it later."""
-        with self._pending_lock:
-            self._pending_clicks[code] += 1
-            if self._flusher is None or not self._flusher.is_alive():
-                # Any request of this worker that reaches Postgres flushes too, but
-                # an idle worker might wait long for one: this thread does not.
-                self._flusher = threading.Thread(target=self._flush_until_empty, name="click-flusher", daemon=True)
-                self._flusher.start()
-
-    def _flush_until_empty(self) -> None:
-        while self.pending_clicks:
-            time.sleep(CLICK_FLUSH_INTERVAL)
-            try:
-                with self.connection():
-                    pass  # connection() writes the pending clicks
-            except DatabaseUnavailable:
-                continue
-
-    @property
-    def pending_clicks(self) -> int:
-        """How many clicks wait in this worker for Postgres to return."""
-        with self._pending_lock:
-            return sum(self._pending_clicks.values())
-
-    def _flush_pending_clicks(self, conn: psycopg.Connection) -> None:
-        with self._pending_lock:
-            if not self._pending_clicks:
-                return
-            pending, self._pending_clicks = self._pending_clicks, Counter()
-        try:
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "UPDATE links SET clicks = clicks + %s WHERE code = %s",
-                    [(count, code) for code, count in pending.items()],
-                )
-        except BaseException:
-            with self._pending_lock:
-                self._pending_clicks.update(pending)
-            raise
-
-    def disable_link(self, code: str) -> bool:
-        """Disable a link (idempotently); False if there is no such link."""
+    def lookup(self, code: str) -> tuple[str, float | None] | None:
+        """Return an active link's URL and seconds left (None: no expiry), or None; counts nothing."""
         with self.connection() as conn:
+            row = conn.execute(
+                f"SELECT url, extract(epoch FROM expires_at - now())::float8 FROM links WHERE code = %s AND {ACTIVE}",
+                (code,),
+            ).fetchone()
+            return (row[0], row[1]) if row else None
+
+    def add_clicks(self, batch: str, counts: dict[str, int]) -> bool:
+        """Write a batch of clicks in one statement, once per batch id; False if it was written before."""
+        codes, numbers = zip(*counts.items()) if counts else ((), ())
+        with self.connection() as conn, conn.transaction():
+            if conn.execute("INSERT INTO click_batches (id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id",
+                            (batch,)).fetchone() is None:
+                return False
+            conn.execute(
+                "UPDATE links SET clicks = links.clicks + batch.n FROM unnest(%s::text[], %s::bigint[])"
+                " AS batch(code, n) WHERE links.code = batch.code",
+                (list(codes), list(numbers)),
+            )
+            return True
+
+    def disable_link(self, code: str, evict) -> bool:
+        """Disable a link (idempotently) if evict() confirms the cache forgot it; False if there is no such link.
+
+        evict runs inside the transaction: if it raises, the link stays enabled, so a cache
+        that could not be told never keeps serving a link that Postgres calls disabled.
+        """
+        with self.connection() as conn, conn.transaction():
             row = conn.execute(
                 "UPDATE links SET disabled_at = coalesce(disabled_at, now()) WHERE code = %s RETURNING code",
                 (code,),
             ).fetchone()
-            return row is not None
+            if row is None:
+                return False
+            evict()
+            return True
 
     def close(self) -> None:
         """Close the pool, if it was ever opened."""

@@ -1,4 +1,7 @@
-"""Liveness and readiness endpoints."""
+"""Liveness and readiness endpoints, and the dependency probes they share with /metrics."""
+
+import threading
+import time
 
 from flask import Blueprint, current_app, jsonify
 
@@ -8,6 +11,39 @@ bp = Blueprint("health", __name__, url_prefix="/health")
 
 # A readiness probe should answer quickly even while Postgres is down.
 READY_DB_TIMEOUT = 1.0
+# Probe results are reused this long: a caller hammering /health/ready or /metrics
+# costs Postgres and Redis at most one probe per worker per second.
+PROBE_TTL_SECONDS = 1.0
+
+
+class DependencyProbe:
+    """Ask Postgres and Redis whether they answer, at most once per PROBE_TTL_SECONDS."""
+
+    def __init__(self, db, cache, ttl: float = PROBE_TTL_SECONDS, clock=time.monotonic):
+        self.db = db
+        self.cache = cache
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._at = float("-inf")
+        self._result = {"postgres": "down", "redis": "down"}
+
+    def states(self) -> dict[str, str]:
+        """Each dependency's state ("up" or "down"), probed afresh when the last probe is stale."""
+        with self._lock:
+            if self.clock() - self._at < self.ttl:
+                return dict(self._result)
+            # Holding the lock: concurrent callers wait for this probe instead of starting theirs.
+            try:
+                self.db.ping(timeout=min(self.db.pool_timeout, READY_DB_TIMEOUT))
+                postgres = "up"
+            except DatabaseUnavailable:
+                postgres = "down"
+            # Both respect their breaker: a probe during an outage pays no timeout.
+            redis_state = "up" if self.cache.ping() else "down"
+            self._result = {"postgres": postgres, "redis": redis_state}
+            self._at = self.clock()
+            return dict(self._result)
 
 
 @bp.get("")
@@ -18,35 +54,20 @@ def live():
 
 @bp.get("/ready")
 def ready():
-    """Report each dependency; 503 without Postgres, degraded without Redis."""
-    db = current_app.extensions["shortener.db"]
-    cache = current_app.extensions["shortener.cache"]
-    try:
-        db.ping(timeout=min(db.pool_timeout, READY_DB_TIMEOUT))
-        postgres = "up"
-    except DatabaseUnavailable:
-        postgres = "down"
-    redis_state = "up" if cache.ping() else "down"
-
-    dependencies = {"postgres": postgres, "redis": redis_state}
-    if postgres == "down":
+    """Ready while redirects can be served, from the cache or from Postgres; 503 only when neither can."""
+    dependencies = current_app.extensions["shortener.probe"].states()
+    up = [name for name, state in dependencies.items() if state == "up"]
+    if not up:
         # Same error shape as every other failure, plus the dependency report.
         return jsonify(
             status="unavailable",
             dependencies=dependencies,
-            error={"code": "not_ready", "message": "Postgres is unreachable."},
+            error={"code": "not_ready", "message": "Neither Postgres nor Redis answers: no redirect can be served."},
         ), 503
-    status = "ok" if redis_state == "up" else "degraded"
-    return jsonify(status=status, dependencies=dependencies), 200
+    # Without Postgres, cached links still redirect (creates fail); without Redis, Postgres serves all.
+    return jsonify(status="ok" if len(up) == len(dependencies) else "degraded", dependencies=dependencies), 200
 
 
 def probe_dependencies() -> None:
-    """Refresh both dependency states (and their gauges) with quick checks."""
-    db = current_app.extensions["shortener.db"]
-    cache = current_app.extensions["shortener.cache"]
-    try:
-        db.ping(timeout=min(db.pool_timeout, READY_DB_TIMEOUT))
-    except DatabaseUnavailable:
-        pass  # the state has recorded it
-    # Both respect their breaker: a scrape during an outage pays no timeout.
-    cache.ping()
+    """Refresh both dependency states (and their gauges), reusing a probe younger than a second."""
+    current_app.extensions["shortener.probe"].states()

@@ -71,13 +71,23 @@ def _refuse_unknown_fields(body: dict) -> None:
         raise ApiError(400, "invalid_body", f"Unknown field(s): {', '.join(map(repr, unknown))[:200]}.")
 
 
+def _configured_hosts() -> frozenset[str]:
+    """The canonical hosts of PUBLIC_BASE_URL and SHORTENER_HOST_ALIASES (read once per app)."""
+    hosts = current_app.extensions.get("shortener.own_hosts")
+    if hosts is None:
+        names = [a.strip() for a in str(current_app.config["SHORTENER_HOST_ALIASES"]).split(",") if a.strip()]
+        base = current_app.config["PUBLIC_BASE_URL"]
+        if base:
+            names.append(base.split("://", 1)[-1].split("/", 1)[0])
+        hosts = frozenset(h for h in map(targets.hostname_of, names) if h)
+        current_app.extensions["shortener.own_hosts"] = hosts
+    return hosts
+
+
 def _own_hosts() -> frozenset[str]:
-    """The host names this service answers on: links to them would loop."""
-    hosts = {targets.hostname_of(request.host)}
-    base = current_app.config["PUBLIC_BASE_URL"]
-    if base:
-        hosts.add(targets.hostname_of(base.split("://", 1)[-1].split("/", 1)[0]))
-    return frozenset(h for h in hosts if h)
+    """The canonical host names this service answers on: links to them would loop."""
+    here = targets.hostname_of(request.host)
+    return _configured_hosts() | {here} if here else _configured_hosts()
 
 
 def _read_expiry(value: object) -> datetime | None:
@@ -160,45 +170,43 @@ def _not_followable(code: str):
         raise ApiError(410, "link_disabled", "This link has been disabled.")
     if link["state"] == "expired":
         raise ApiError(410, "link_expired", "This link has expired.")
-    # Active again by now (e.g. a race with its creation): follow it.
-
-
-def _follow_from_cache(code: str, url: str):
-    """Serve a cache hit; Postgres counts the click and confirms the link is still active."""
-    try:
-        followed = _db().follow(code)
-    except DatabaseUnavailable:
-        # Postgres is down: the cache keeps redirects working, and the click
-        # waits in this worker until Postgres takes it.
-        _db().buffer_click(code)
-        return url
-    if followed is None:
-        # Disabled, expired or gone while Redis missed the invalidation.
-        _cache().forget(code)
-        return None
-    return followed[0]
+    # Active by now (a race with its creation or re-enabling): the next visit follows it.
 
 
 @bp.get("/<code>")
 def follow(code: str):
-    """Redirect to a code's target: Redis first, then Postgres."""
+    """Redirect to a code's target: a cache hit costs one Redis round trip and no Postgres."""
     if not codes.is_well_formed(code):
         raise ApiError(404, "not_found", "No link has this code.")
-    cached = _cache().lookup(code)
-    # A Redis outage counts as a miss: the answer came from Postgres.
-    metrics.CACHE_REQUESTS.labels(result="hit" if cached else "miss").inc()
-    url = _follow_from_cache(code, cached) if cached else None
-    if url is None:
-        followed = _db().follow(code)
-        if followed is None:
-            _not_followable(code)
-            followed = _db().follow(code)
-            if followed is None:
-                raise ApiError(404, "not_found", "No link has this code.")
-        url, expires_in = followed
-        _cache().remember(code, url, expires_in)
+    cache = _cache()
+    url = cache.follow(code)  # the lookup and its click, pipelined in one script
+    if url is not None:
+        metrics.CACHE_REQUESTS.labels(result="hit").inc()
+    else:
+        # A Redis outage counts as a miss: the answer came from Postgres.
+        metrics.CACHE_REQUESTS.labels(result="miss").inc()
+        url = _follow_from_postgres(code, cache)
+    current_app.extensions["shortener.clicks"].ensure_running()
     metrics.REDIRECTS.inc()
     return redirect(url, code=302)
+
+
+def _follow_from_postgres(code: str, cache) -> str:
+    """Find an active link in Postgres; count its click in Redis with the cache fill, or in Postgres."""
+    if cache.available:
+        found = _db().lookup(code)
+        if found is None:
+            _not_followable(code)
+            raise ApiError(404, "not_found", "No link has this code.")
+        url, expires_in = found
+        if cache.remember_and_count(code, url, expires_in):
+            return url
+        # Redis failed just now: the click goes straight to Postgres.
+    followed = _db().follow(code)
+    if followed is None:
+        _not_followable(code)
+        raise ApiError(404, "not_found", "No link has this code.")
+    return followed[0]
 
 
 @bp.get("/api/links/<code>")
@@ -219,8 +227,13 @@ def info(code: str):
 def disable(code: str):
     """Disable a link: it answers 410 from now on."""
     _require_api_key()
-    if not codes.is_well_formed(code) or not _db().disable_link(code):
+
+    def evict():
+        # A tombstone, not a delete: a cache fill racing with this cannot bring the link back.
+        if not _cache().bury(code):
+            raise ApiError(503, "cache_unavailable",
+                           "The cache could not be told, so the link was not disabled; try again shortly.")
+
+    if not codes.is_well_formed(code) or not _db().disable_link(code, evict):
         raise ApiError(404, "not_found", "No link has this code.")
-    # If Redis misses this, a cache hit still asks Postgres before redirecting.
-    _cache().forget(code)
     return "", 204

@@ -7,7 +7,7 @@ import os
 import resource
 import time
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +24,10 @@ bp = Blueprint("metrics", __name__)
 # Route label for requests that matched no rule: the raw path would let any
 # scanner create unbounded label values.
 UNMATCHED = "unmatched"
+# The method label takes these as they are; any other method a client sends is "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"})
+OTHER_METHOD = "other"
+_children: dict[tuple[str, str, int], tuple] = {}
 
 HTTP_REQUESTS = Counter(
     "http_requests_total",
@@ -100,18 +104,30 @@ def route_of_request() -> str:
     return request.url_rule.rule if request.url_rule is not None else UNMATCHED
 
 
-def _start_timer() -> None:
-    g.metrics_started = time.perf_counter()
+def method_label(method: str) -> str:
+    """Return the method as a label value: the known ones as they are, anything else as 'other'."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-def _observe(response):
-    started = g.pop("metrics_started", None)
-    route = route_of_request()
-    HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    if started is not None:
-        HTTP_REQUEST_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
+def observe_request(method: str, route: str, status: int, seconds: float | None) -> None:
+    """Count one answered request (labels already bounded) and time it when the time is known."""
+    key = (method, route, status)
+    children = _children.get(key)
+    if children is None:
+        # Label lookups cost a lock and a dict walk each: keep the pair per label set.
+        children = _children[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_REQUEST_DURATION.labels(method, route),
+        )
+    children[0].inc()
+    if seconds is not None:
+        children[1].observe(seconds)
     sample_process()
-    return response
+
+
+def _remember_route() -> None:
+    # The delivery layer counts after Flask's context is gone: leave it the route.
+    request.environ["shortener.route"] = route_of_request()
 
 
 def _registry():
@@ -131,13 +147,12 @@ def exposition():
     # The app's dependency probe, so the up gauges describe now, not the last request.
     probe = current_app.extensions.get("shortener.probe")
     if probe is not None:
-        probe()
+        probe.states()
     return Response(generate_latest(_registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
 def init_app(app, per_request: bool = True) -> None:
-    """Serve /metrics and, if per_request, count and time every request, scrapes included."""
+    """Serve /metrics and, if per_request, name each request's route for the delivery layer that counts it."""
     if per_request:
-        app.before_request(_start_timer)
-        app.after_request(_observe)
+        app.before_request(_remember_route)
     app.register_blueprint(bp)

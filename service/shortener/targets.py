@@ -1,10 +1,32 @@
-"""Validation of the target URLs that links point to."""
+"""Target URLs: accepted only when the redirect to them can be produced, stored in canonical form.
 
-from urllib.parse import urlsplit
+A target's host is canonicalised as browsers do (WHATWG URL: percent-decoding, IPv4 numbers
+in any base, UTS #46 IDNA mapping to A-labels) and the rest of the URL is percent-encoded to
+ASCII, so the Location header is always sendable and the self-loop check compares what a
+browser would actually connect to.
+"""
+
+import ipaddress
+import re
+import unicodedata
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import idna
 
 from .errors import ApiError
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+# Bidirectional controls: they make a URL read differently from where it goes (Trojan Source).
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# WHATWG's forbidden host code points, checked after percent-decoding the host.
+_FORBIDDEN_IN_HOST = frozenset(" #%/:<>?@[\\]^|\t\n\r\x00")
+MAX_HOST_LENGTH = 253
+# Every ASCII character that may stay as it is in a Location header (the rest is %-encoded).
+_ASCII_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# Browsers do not check hyphens (WHATWG CheckHyphens=false) and allow underscores: neither does this.
+_ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
 
 
 def invalid(message: str) -> ApiError:
@@ -12,19 +34,95 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_url", message)
 
 
-def hostname_of(netloc: str) -> str | None:
-    """Return the lower-case host of a "host[:port]" string, without a trailing dot."""
-    try:
-        host = urlsplit(f"//{netloc}").hostname
-    except ValueError:
+def _ipv4(host: str) -> str | None:
+    """Parse a host as WHATWG's IPv4 parser does (0x7f.1 is 127.0.0.1); None if it is not one."""
+    parts = host.split(".")
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if not parts or not all(parts) or not _IPV4_PART.fullmatch(parts[-1]):
         return None
-    return host.rstrip(".") if host else None
+    if len(parts) > 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
+        raise invalid("The URL's host looks like an IPv4 address but is not a valid one.")
+    numbers = [int(p, 16) if p[:2].lower() == "0x" and len(p) > 2 else int(p, 8) if p.startswith("0") and len(p) > 1
+               else 0 if p.lower() == "0x" else int(p) for p in parts]
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        raise invalid("The URL's host is an IPv4 address out of range.")
+    value = numbers[-1] + sum(n << (8 * (3 - i)) for i, n in enumerate(numbers[:-1]))
+    return str(ipaddress.IPv4Address(value))
+
+
+def _label(label: str) -> str:
+    """One label in ASCII: plain ones as they are (underscores too, as browsers allow), others IDNA-encoded."""
+    if label.isascii() and not label.startswith("xn--"):
+        if not _ASCII_LABEL.fullmatch(label):
+            raise idna.IDNAError(f"label {label[:70]!r} is not 1 to 63 letters, digits, '-' or '_'")
+        return label
+    return idna.alabel(label).decode("ascii")
+
+
+def canonical_host(host: str) -> str:
+    """Return the host a browser would connect to, in ASCII and lower case; raise ApiError(400) if none."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError as exc:
+            raise invalid("The URL's host is not a valid IPv6 address.") from exc
+    try:
+        decoded = unquote(host, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise invalid("The URL's host is percent-encoded bytes that are not UTF-8.") from exc
+    if any(ch in _FORBIDDEN_IN_HOST for ch in decoded):
+        raise invalid("The URL's host contains a character no host can have.")
+    try:
+        # UTS #46, non-transitional (as browsers do: ß stays ß), full-width dots and letters mapped.
+        mapped = idna.uts46_remap(decoded, std3_rules=False, transitional=False)
+        # One trailing dot names the same host (the DNS root); other empty labels are no host.
+        encoded = ".".join(_label(label) for label in mapped.removesuffix(".").split("."))
+    except (idna.IDNAError, UnicodeError, ValueError) as exc:
+        raise invalid(f"The URL's host cannot be encoded as a domain name (IDNA): {exc}.") from exc
+    address = _ipv4(encoded)
+    if address is not None:
+        return address
+    if len(encoded) > MAX_HOST_LENGTH:
+        raise invalid("The URL's host is longer than 253 characters.")
+    return encoded
+
+
+def hostname_of(netloc: str) -> str | None:
+    """Return the canonical host of a "host[:port]" string, or None if it has none."""
+    try:
+        parts = urlsplit(f"//{netloc}")
+        host = parts.netloc.rpartition("@")[2]
+        if not host.startswith("["):
+            host = host.rsplit(":", 1)[0] if parts.port is not None or host.endswith(":") else host
+        else:
+            host = host[: host.index("]") + 1]
+        return canonical_host(host) if host else None
+    except (ApiError, ValueError):
+        return None
+
+
+def _refuse_unsafe_characters(url: str) -> None:
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid("The URL is not valid Unicode (it contains a lone surrogate).") from exc
+    for ch in url:
+        if ch in BIDI_CONTROLS:
+            raise invalid(f"The URL contains a bidirectional control character (U+{ord(ch):04X}).")
+        if ch.isspace() or unicodedata.category(ch) == "Cc":
+            raise invalid("The URL is empty or contains whitespace or control characters.")
+
+
+def _to_ascii(part: str) -> str:
+    # Printable ASCII stays as typed (existing %-escapes too); anything else is UTF-8 %-encoded.
+    return part if part.isascii() else quote(part, safe=_ASCII_SAFE)
 
 
 def check_target(url: object, max_length: int, own_hosts: frozenset[str] = frozenset()) -> str:
-    """Return the URL if it is a usable http(s) target; raise ApiError(400) otherwise.
+    """Return the canonical form of a usable http(s) target; raise ApiError(400) otherwise.
 
-    own_hosts are the service's own host names: a link to one could redirect to itself.
+    own_hosts are the service's own canonical host names: a link to one would redirect to itself.
     """
     if url is None:
         raise ApiError(400, "missing_url", 'The JSON body needs a "url" field.')
@@ -32,18 +130,30 @@ def check_target(url: object, max_length: int, own_hosts: frozenset[str] = froze
         raise invalid('"url" must be a string.')
     if len(url) > max_length:
         raise ApiError(400, "url_too_long", f"The URL is longer than {max_length} characters.")
-    # Whitespace and control characters would end up in a Location header.
-    if not url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if not url:
         raise invalid("The URL is empty or contains whitespace or control characters.")
+    _refuse_unsafe_characters(url)
     try:
         parts = urlsplit(url)
-        _ = parts.port  # raises ValueError on a malformed port
+        port = parts.port  # raises ValueError on a malformed port
     except ValueError as exc:
         raise invalid(f"The URL cannot be parsed: {exc}.") from exc
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
         raise invalid("Only http and https URLs can be shortened.")
-    if not parts.hostname or not parts.hostname.strip("."):
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    raw_host = hostport[: hostport.index("]") + 1] if hostport.startswith("[") and "]" in hostport else (
+        hostport.rsplit(":", 1)[0] if ":" in hostport else hostport)
+    if not raw_host or not raw_host.strip("."):
         raise invalid("The URL has no host.")
-    if parts.hostname.rstrip(".") in own_hosts:
+    host = canonical_host(raw_host)
+    if host in own_hosts:
         raise invalid("The URL points at this shortener; that would be a redirect loop.")
-    return url
+    if raw_host == host and url.isascii():
+        return url  # already canonical: kept exactly as given
+    netloc = (_to_ascii(userinfo) + "@" if userinfo else "") + host + (f":{port}" if port is not None else "")
+    canonical = urlunsplit(
+        (parts.scheme, netloc, _to_ascii(parts.path), _to_ascii(parts.query), _to_ascii(parts.fragment))
+    )
+    if len(canonical) > max_length:
+        raise ApiError(400, "url_too_long", f"The URL is longer than {max_length} characters once encoded.")
+    return canonical

@@ -1,8 +1,24 @@
 """Apps of the shortener on the harness's real Postgres and Redis, closed after each test."""
 
 import pytest
+from flask.testing import FlaskClient
 
-from shortener import create_app
+from shortener import create_app, migrations, shutdown
+
+
+class ServerLikeClient(FlaskClient):
+    """A test client that reads and closes every response as a server does (the delivery layer counts then)."""
+
+    def open(self, *args, **kwargs):
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def database_url(database_url):
+    """The harness's database with the schema migrated once, as a deploy does before Gunicorn starts."""
+    migrations.migrate(database_url)
+    return database_url
 
 
 @pytest.fixture
@@ -15,10 +31,10 @@ def make_app(database_url, redis_url):
             {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "SHORTENER_CREATE_LIMIT": "off",
              **overrides}
         )
+        app.test_client_class = ServerLikeClient
         apps.append(app)
         return app
 
     yield make
     for app in apps:
-        app.extensions["shortener.db"].close()
-        app.extensions["shortener.cache"].close()
+        shutdown(app)

@@ -242,44 +242,6 @@ def test_request_id_is_generated_when_absent(client, capsys):
     assert line["route"] == "/<code>" and line["status"] == 404
 
 
-def test_schema_is_created_once_by_racing_workers(database_url):
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS links")
-    workers = [
-        Database(database_url, connect_timeout=3, statement_timeout_ms=5000, pool_timeout=3, max_size=2)
-        for _ in range(4)
-    ]
-    failures = []
-
-    def start(db):
-        try:
-            db.ping()
-        except Exception as exc:  # collected and asserted below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=start, args=(db,)) for db in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for db in workers:
-        db.close()
-
-    assert failures == []
-    with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT to_regclass('links')").fetchone() == ("links",)
-
-
-def test_recovers_when_the_table_disappears(client, database_url):
-    assert shorten(client, "https://example.org/before").status_code == 201
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE links")
-
-    # The first request notices the missing table; the next one recreates it.
-    assert_error(shorten(client, "https://example.org/during"), 503, "database_unavailable")
-    assert shorten(client, "https://example.org/after").status_code == 201
-
-
 def test_unexpected_errors_are_json_500(make_app):
     app = make_app()
 

@@ -1,87 +1,14 @@
 """The shortener under a real Gunicorn: concurrent creates, multiprocess metrics, graceful shutdown."""
 
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 import pytest
 import requests
-
-SERVICE = Path(__file__).resolve().parents[2] / "service"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A Gunicorn master with its workers, started from the service's own config."""
-
-    def __init__(self, tmp_path, database_url, redis_url, workers=4):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "gunicorn.log"
-        env = {
-            **os.environ,
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": str(workers),
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-            "SHORTENER_CREATE_LIMIT": "off",
-        }
-        self.log = open(self.log_path, "w")  # noqa: SIM115 (open while the server runs)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"],
-            cwd=SERVICE,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            self._wait_until_serving()
-        except BaseException:
-            # Never leave a Gunicorn behind when the test cannot use it.
-            self.stop()
-            raise
-
-    def _wait_until_serving(self):
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.log.closed:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-    def lines(self):
-        return [json.loads(l) for l in self.log_path.read_text().splitlines() if l.startswith("{")]
-
+from shortener_server import Server
 
 @pytest.fixture
 def server(tmp_path, database_url, redis_url):
@@ -154,3 +81,24 @@ def test_sigterm_lets_an_in_flight_request_finish(server, database_url):
 
     assert result.get("status") == 201
     assert server.process.wait(timeout=25) == 0
+
+
+def test_workers_stopped_under_traffic_flush_their_clicks(tmp_path, database_url, redis_url):
+    """Clicks counted in Redis reach Postgres when Gunicorn stops its workers, with no flush interval left to wait."""
+    server = Server(tmp_path, database_url, redis_url, workers=2, CLICK_FLUSH_SECONDS="3600")
+    try:
+        session = requests.Session()
+        code = session.post(server.url + "/shorten", json={"url": "https://example.org/exit"}, timeout=5).json()["code"]
+        statuses = []
+
+        def visit(_):
+            statuses.append(session.get(f"{server.url}/{code}", allow_redirects=False, timeout=10).status_code)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(visit, range(300)))
+    finally:
+        server.stop()  # SIGTERM: each worker's exit hook writes what is pending
+    assert statuses == [302] * 300
+    with psycopg.connect(database_url) as conn:
+        (clicks,) = conn.execute("SELECT clicks FROM links WHERE code = %s", (code,)).fetchone()
+    assert clicks == 300

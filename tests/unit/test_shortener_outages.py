@@ -46,29 +46,41 @@ def test_postgres_down_is_503_json(make_app):
     # Validation still answers before any database call.
     assert_error(client.post("/shorten", json={"url": "ftp://x"}), 400, "invalid_url")
 
+    # Still ready: cached links redirect without Postgres, and pulling the instance would stop them.
     ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.get_json() == {"status": "degraded", "dependencies": {"postgres": "down", "redis": "up"}}
+
+
+def test_neither_postgres_nor_redis_is_not_ready(make_app):
+    app = make_app(DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener",
+                   REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", DATABASE_POOL_TIMEOUT=0.5)
+
+    ready = app.test_client().get("/health/ready")
+
     assert ready.status_code == 503
     body = ready.get_json()
     assert body["status"] == "unavailable"
-    assert body["dependencies"] == {"postgres": "down", "redis": "up"}
+    assert body["dependencies"] == {"postgres": "down", "redis": "down"}
     assert body["error"]["code"] == "not_ready"
 
 
-def test_postgres_down_still_serves_cached_redirects(make_app):
-    healthy = make_app().test_client()
-    code = healthy.post("/shorten", json={"url": "https://example.org/warm"}).get_json()["code"]
-    assert healthy.get(f"/{code}").status_code == 302  # warms the cache
+def test_probes_are_reused_for_a_second(make_app, redis_url):
+    """Hammering /health/ready and /metrics costs the dependencies a probe a second, not one per call."""
+    import redis
+    import time
 
-    no_db = make_app(
-        DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", DATABASE_POOL_TIMEOUT=0.5
-    ).test_client()
-    assert no_db.get(f"/{code}").headers["Location"] == "https://example.org/warm"
+    client = make_app().test_client()
+    server = redis.Redis.from_url(redis_url)
 
+    def pings() -> int:
+        # Redis counts every command it runs, at once: the probe's PING is exact here.
+        return server.info("commandstats").get("cmdstat_ping", {}).get("calls", 0)
 
-def test_app_requires_its_addresses(monkeypatch):
-    from shortener.config import ConfigurationError
+    before, started = pings(), time.monotonic()
+    for _ in range(40):
+        assert client.get("/health/ready").status_code == 200
+        assert client.get("/metrics").status_code == 200
+    elapsed = time.monotonic() - started
 
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
-    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
-        create_app({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert pings() - before <= int(elapsed) + 1, elapsed
