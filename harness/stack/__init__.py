@@ -53,10 +53,16 @@ class HostContainer(DockerContainer):
         super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})})
         self.readiness: WaitStrategy | None = None
         self.command: list[str] = []
+        self.entrypoint: list[str] = []
 
     def with_command(self, command: list[str]) -> "HostContainer":
         self.command = list(command)  # kept in the open: the compose file is written from it
         return super().with_command(command)
+
+    def with_entrypoint(self, entrypoint: list[str]) -> "HostContainer":
+        """Run this program instead of the image's entrypoint (the runbooks server in the app's image)."""
+        self.entrypoint = list(entrypoint)
+        return self.with_kwargs(entrypoint=self.entrypoint)
 
     def ready_when(self, strategy: WaitStrategy) -> "HostContainer":
         """Wait for this strategy after a start, and after every restart of the container."""
@@ -389,7 +395,7 @@ def runbooks(stack: Stack) -> HostContainer:
     return (
         _container(stack, "runbooks")
         .with_volume_mapping(str(config.ROOT / "docs"), "/srv/docs", "ro")
-        .with_command(["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)])
+        .with_entrypoint(["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)])
         .ready_when(_ready_http(port, f"/{RUNBOOK}"))
     )
 

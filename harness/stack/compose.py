@@ -68,6 +68,8 @@ def _service(stack: Stack, name: str, container: HostContainer) -> dict:
             "args": {"BASE": images.UPSTREAM_BASE},
             "network": "host",  # like the harness's builds: no bridge network on these machines
         }
+    if container.entrypoint:
+        service["entrypoint"] = container.entrypoint
     if container.command:
         service["command"] = container.command
     if container.env:

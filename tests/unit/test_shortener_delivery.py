@@ -7,16 +7,14 @@ import secrets
 import signal
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 import requests
-import yaml
 from prometheus_client import REGISTRY
-from shortener_server import Server
 
-ALERTS = Path(__file__).resolve().parents[2] / "observability" / "prometheus" / "alerts.yml"
+from harness import config
+from shortener_server import Server
 
 # A target stored before hosts were checked: a 64-letter label, which Werkzeug's IDNA encoding
 # of the Location header refuses after every Flask handler ran (Gunicorn then answered its own 500).
@@ -37,10 +35,12 @@ def counted(method: str, route: str, status: str) -> float:
 
 
 def numerator_matchers(alert: str) -> list[tuple[str, str, str]]:
-    """The label matchers of the 5xx selector in an alert's committed expression."""
-    groups = yaml.safe_load(ALERTS.read_text())["groups"]
-    (rule,) = [r for g in groups for r in g["rules"] if r.get("alert") == alert]
-    selector = re.search(r'http_requests_total\{([^}]*status=~"5\.\."[^}]*)\}', rule["expr"]).group(1)
+    """The label matchers of the 5xx selector in an alert's committed expression, or in the recording rules it reads."""
+    rules = config.rules()
+    (rule,) = [r for r in rules if r.get("alert") == alert]
+    recorded = {r["record"]: r["expr"] for r in rules if "record" in r}
+    expr = rule["expr"] + "".join(text for name, text in recorded.items() if name in rule["expr"])
+    selector = re.search(r'http_requests_total\{([^}]*status=~"5\.\."[^}]*)\}', expr).group(1)
     return re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', selector)
 
 
