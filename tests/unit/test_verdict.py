@@ -4,7 +4,7 @@ import html
 
 import pytest
 
-from harness.chaos.verdict import Record
+from harness.chaos.verdict import Record, email_violations
 
 RUNBOOK = "http://127.0.0.1:8088/incident-response/runbooks/INCIDENT-PLAYBOOK.md#servicedown"
 DASHBOARD = "http://127.0.0.1:3000/d/golden"
@@ -149,7 +149,8 @@ def test_an_inhibition_target_and_a_collateral_alert_may_email_after_the_restore
 
 
 def test_inhibition_never_seen_and_silent_alerts_that_went_off_are_failures():
-    record = _record(inhibited=["HighErrorRate"], silent_seen={"HighLatency": "pending"})
+    record = _record(inhibited=["HighErrorRate", "HighLatency"], inhibited_seen_s={"HighLatency": 40.0},
+                     silent_seen={"HighLatency": "pending"})
     assert record.violations() == [
         "HighErrorRate was never seen inhibited in Alertmanager while the fault lasted",
         "HighLatency went pending: it must stay silent in this fault",
@@ -177,3 +178,19 @@ def test_a_delivery_fault_must_prove_its_path_ran_and_the_stack_must_recover():
 def test_timeouts_come_first_in_words():
     record = _record(timeouts=["timed out after 130 s waiting for the ServiceDown email; last seen: ..."])
     assert record.violations()[0].startswith("timed out after 130 s")
+
+
+def test_a_configuration_the_harness_cannot_map_is_the_whole_verdict():
+    record = _record(mismatch="alert ServiceDown reads job 'app', but prometheus.yml has no scrape job of that name")
+    assert record.violations() == ["the configuration does not fit the scenario: alert ServiceDown reads job 'app', "
+                                   "but prometheus.yml has no scrape job of that name"]
+
+
+def test_an_email_judged_for_another_alert_says_what_its_subject_should_read():
+    message = _email("WARNING: RedisDown firing (1)", 10.0)
+    assert email_violations(message, "ServiceDown", "critical", "oncall@x.example", "#servicedown") == [
+        "subject 'WARNING: RedisDown firing (1)' does not read 'CRITICAL: ServiceDown firing|resolved (n)'"]
+
+
+def test_a_repeated_drill_is_named_by_its_run():
+    assert (_record().name, _record(run=3).name) == ("service_down", "service_down-3")
