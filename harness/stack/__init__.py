@@ -49,20 +49,18 @@ PROMETHEUS_RESEND_DELAY = "1m"
 class HostContainer(DockerContainer):
     """A container on the host network: its ports are the host's and its address is 127.0.0.1."""
 
-    def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None):
-        super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})})
+    def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None,
+                 entrypoint: list[str] | None = None):
+        # Docker's arguments are given here, all at once: testcontainers' with_kwargs replaces them.
+        super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})},
+                         **({"entrypoint": entrypoint} if entrypoint else {}))
         self.readiness: WaitStrategy | None = None
         self.command: list[str] = []
-        self.entrypoint: list[str] = []
+        self.entrypoint = entrypoint or []  # instead of the image's own (the runbooks server in the app's image)
 
     def with_command(self, command: list[str]) -> "HostContainer":
         self.command = list(command)  # kept in the open: the compose file is written from it
         return super().with_command(command)
-
-    def with_entrypoint(self, entrypoint: list[str]) -> "HostContainer":
-        """Run this program instead of the image's entrypoint (the runbooks server in the app's image)."""
-        self.entrypoint = list(entrypoint)
-        return self.with_kwargs(entrypoint=self.entrypoint)
 
     def ready_when(self, strategy: WaitStrategy) -> "HostContainer":
         """Wait for this strategy after a start, and after every restart of the container."""
@@ -286,10 +284,10 @@ class PostgresReady(WaitStrategy):
             time.sleep(self._poll_interval)
 
 
-def _container(stack: Stack, name: str) -> HostContainer:
+def _container(stack: Stack, name: str, entrypoint: list[str] | None = None) -> HostContainer:
     image = stack.images[name]
     labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour}
-    return HostContainer(image.ref, stack.name, name, labels)
+    return HostContainer(image.ref, stack.name, name, labels, entrypoint)
 
 
 def _ready_http(port: int, path: str):
@@ -393,9 +391,9 @@ def runbooks(stack: Stack) -> HostContainer:
     """The incident docs over HTTP, where the runbook link of every alert email points (the app's image has Python)."""
     port = stack.ports["runbooks"]
     return (
-        _container(stack, "runbooks")
+        _container(stack, "runbooks",
+                   entrypoint=["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)])
         .with_volume_mapping(str(config.ROOT / "docs"), "/srv/docs", "ro")
-        .with_entrypoint(["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)])
         .ready_when(_ready_http(port, f"/{RUNBOOK}"))
     )
 

@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+import requests
 
 from harness import __main__ as cli
-from harness import stack
+from harness import config, stack
 from harness.stack import Stack, images
 
 
@@ -86,3 +87,15 @@ def test_stacks_made_side_by_side_never_share_a_port_nor_take_an_ephemeral_one()
             each.stop()
             shutil.rmtree(each.workdir)
     assert not set(ports) & stack._handed_out, "a removed stack gives its ports back"
+
+
+def test_the_runbooks_server_answers_every_alerts_runbook_link_with_its_section():
+    """What on-call clicks in an email: the runbooks service of a stack, on the host's loopback."""
+    with Stack(services=("runbooks",)) as running:
+        for name in config.alert_names():
+            _, rule = config.find_rule(name)
+            url, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+            url = url.replace(f"http://127.0.0.1:{stack.USUAL_PORTS['runbooks']}", running.link_base("runbooks"))
+            response = requests.get(url, timeout=5)
+            assert response.status_code == 200, (name, url)
+            assert anchor in config.runbook_anchors(response.text), (name, url)
