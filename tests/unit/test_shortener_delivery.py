@@ -1,4 +1,4 @@
-"""Every 5xx is counted with the status the client got, wherever it is made (issue 11, item 1)."""
+"""Every 5xx is counted with the status the client got, wherever it is made."""
 
 import json
 import os
