@@ -68,6 +68,17 @@ class Record:
         return self.scenario if self.run == 1 else f"{self.scenario}-{self.run}"
 
     @property
+    def injecting_s(self) -> float:
+        """How long putting the fault in place took: it may bite from its first moment on.
+
+        Stopping a container returns when its process has exited, but a server stops answering
+        when its stop begins (Gunicorn closes its listener at once, then lets its workers finish
+        for up to its graceful timeout). So the floor (nothing fires before for:) counts from the
+        injection's start, and the bounds count from the fault being in place.
+        """
+        return self.inject_s or 0.0
+
+    @property
     def mailed(self) -> bool:
         """Whether the alert is promised to reach people by email (the heartbeat is not)."""
         return self.recipient is not None
@@ -101,8 +112,9 @@ class Record:
             broken.append(f"{self.alert} never went pending in Prometheus")
         elif self.firing_s is None:
             broken.append(f"{self.alert} went pending after {self.pending_s:.0f} s but never fired")
-        elif self.firing_s < self.floor_s:
-            broken.append(f"{self.alert} fired after {self.firing_s:.0f} s: before its for: of {self.floor_s:.0f} s")
+        elif self.firing_s + self.injecting_s < self.floor_s:
+            broken.append(f"{self.alert} fired {self.firing_s + self.injecting_s:.0f} s after the injection began: "
+                          f"before its for: of {self.floor_s:.0f} s")
         if self.firing_s is not None and self.active_s is None and self.mailed:
             held = f": inhibited by {', '.join(self.inhibited_by)}" if self.inhibited_by else ""
             broken.append(f"{self.alert} fired but was never active in Alertmanager{held}")
@@ -113,8 +125,9 @@ class Record:
         if self.email_s is None:
             broken.append(f"no {self.alert} email arrived")
         else:
-            if self.email_s < self.floor_s:
-                broken.append(f"email after {self.email_s:.0f} s: earlier than the for: duration {self.floor_s:.0f} s")
+            if self.email_s + self.injecting_s < self.floor_s:
+                broken.append(f"email {self.email_s + self.injecting_s:.0f} s after the injection began: "
+                              f"earlier than the for: duration {self.floor_s:.0f} s")
             if self.email_s > self.bound_s:
                 broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
             if self.email_s > self.promise_s:

@@ -50,7 +50,8 @@ def test_a_drill_inside_every_bound_and_promise_passes():
      ["ServiceDown never went pending in Prometheus", "no ServiceDown email arrived"]),
     ({"firing_s": None, "active_s": None, "email_s": None, "emails": []},
      ["ServiceDown went pending after 15 s but never fired", "no ServiceDown email arrived"]),
-    ({"firing_s": 50.0}, ["ServiceDown fired after 50 s: before its for: of 60 s"]),
+    ({"firing_s": 50.0}, ["ServiceDown fired 50 s after the injection began: before its for: of 60 s"]),
+    ({"firing_s": 50.0, "inject_s": 5.0}, ["ServiceDown fired 55 s after the injection began: before its for: of 60 s"]),
     ({"active_s": None}, ["ServiceDown fired but was never active in Alertmanager"]),
     ({"active_s": None, "inhibited_by": ["PostgresDown"]},
      ["ServiceDown fired but was never active in Alertmanager: inhibited by PostgresDown"]),
@@ -60,7 +61,7 @@ def test_an_alert_that_never_got_to_its_email_says_where_it_stopped(measured, br
 
 
 @pytest.mark.parametrize("measured, broken", [
-    ({"email_s": 59.0}, ["email after 59 s: earlier than the for: duration 60 s"]),
+    ({"email_s": 59.0}, ["email 59 s after the injection began: earlier than the for: duration 60 s"]),
     ({"email_s": 101.0}, ["email after 101 s: later than the bound 100 s"]),
     ({"email_s": 101.0, "bound_s": 130}, []),
     ({"email_s": 125.0, "bound_s": 130}, ["email after 125 s: later than the promise 120 s"]),
@@ -194,3 +195,9 @@ def test_an_email_judged_for_another_alert_says_what_its_subject_should_read():
 
 def test_a_repeated_drill_is_named_by_its_run():
     assert (_record().name, _record(run=3).name) == ("service_down", "service_down-3")
+
+
+def test_the_floor_counts_from_the_injection_and_the_bounds_from_the_fault_in_place():
+    """A graceful stop: the app stopped answering when its stop began, 5 s before the stop returned."""
+    assert _record(firing_s=56.0, active_s=56.0, email_s=56.0, inject_s=5.0).violations() == []
+    assert _record(email_s=101.0, inject_s=5.0).violations() == ["email after 101 s: later than the bound 100 s"]
