@@ -20,6 +20,13 @@ _CODE_PARAM = {
     "required": True,
     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
 }
+# Disabling and enabling: the creator's key or an admin key.
+_CHANGE_ERRORS = {
+    "401": _error("The API key is missing or is no configured key"),
+    "403": _error("No key is configured in the service (keys_not_configured), or this key did not create the link"
+                  " and is no admin key (not_owner)"),
+    "404": _error("No such link"),
+}
 _TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 _LINK = {
     "type": "object",
@@ -120,7 +127,8 @@ DOCUMENT = {
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Link"}}},
                     },
                     "400": _error("Malformed JSON or an invalid url, code or expires_at"),
-                    "401": _error("An API key is required and was missing or wrong"),
+                    "401": _error("The API key is wrong, or missing where creates need one"),
+                    "403": _error("Creates need a key and none is configured in the service"),
                     "409": _error("The custom code is taken"),
                     "413": _error("The body is too large"),
                     "415": _error("The body is not application/json"),
@@ -159,15 +167,26 @@ DOCUMENT = {
             },
             "delete": {
                 "summary": "Disable a link",
-                "security": [{}, {"apiKey": []}],
+                "security": [{"apiKey": []}],
                 "parameters": [_CODE_PARAM],
                 "responses": {
                     "204": {"description": "Disabled"},
-                    "401": _error("An API key is required and was missing or wrong"),
-                    "404": _error("No such link"),
-                    "503": _error("Postgres is unavailable"),
+                    **_CHANGE_ERRORS,
+                    "503": _error("Postgres is unavailable, or Redis could not be told (the link stays active)"),
                 },
             },
+        },
+        "/api/links/{code}/enable": {
+            "post": {
+                "summary": "Enable a disabled link again",
+                "security": [{"apiKey": []}],
+                "parameters": [_CODE_PARAM],
+                "responses": {
+                    "204": {"description": "Enabled"},
+                    **_CHANGE_ERRORS,
+                    "503": _error("Postgres is unavailable, or Redis could not be told (the link stays disabled)"),
+                },
+            }
         },
         "/health": {
             "get": {"summary": "Liveness; touches no dependency", "responses": {"200": {"description": "Alive"}}}
