@@ -47,6 +47,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.extensions["shortener.db"], app.extensions["shortener.cache"]
     )
 
+    # Every <code> excludes the reserved words, as the app's default converter: routes keep their
+    # plain names ("/<code>", the metrics' and traces' route label) and no code can be reserved anyway.
+    app.url_map.converters["default"] = links.FollowableCode
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)

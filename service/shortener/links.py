@@ -1,9 +1,11 @@
-"""The links blueprint: create a short link, follow it, read it, disable it."""
+"""The links blueprint: create a short link, follow it, read it, disable it, enable it again."""
 
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, redirect, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
+from werkzeug.routing import BaseConverter
 
 from . import codes, keys, metrics, targets
 from .db import DatabaseUnavailable
@@ -15,6 +17,14 @@ bp = Blueprint("links", __name__)
 MAX_CODE_ATTEMPTS = 5
 
 FIELDS = frozenset({"url", "code", "expires_at"})
+
+
+class FollowableCode(BaseConverter):
+    """A path segment that may be a code: never a word another route owns (GET /shorten is a 405, not a link)."""
+
+    # In the pattern, not in to_python: Allow headers (OPTIONS, 405) list the methods of every
+    # rule whose pattern matches, so /shorten must not match this GET rule at all.
+    regex = r"(?!(?i:" + "|".join(map(re.escape, sorted(codes.RESERVED))) + r")(?![^/]))[^/]+"
 
 
 class CodeTaken(Exception):
