@@ -16,6 +16,9 @@ from .errors import ApiError
 
 LINK_COLUMNS = "code, url, created_at, expires_at, disabled_at, clicks"
 
+# Any constant: the same in every worker, other than the migrations' lock.
+CLICK_FLUSH_LOCK = 0x434C4943  # "CLIC"
+
 # A link can be followed while it is neither disabled nor past its expiry.
 ACTIVE = "disabled_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
 
@@ -109,6 +112,10 @@ class Database:
         except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
             # A database without the schema: `python -m shortener migrate` was not run.
             raise DatabaseUnavailable(f"{exc} (run `python -m shortener migrate`)") from exc
+        except (errors.DeadlockDetected, errors.SerializationFailure, errors.TransactionRollback) as exc:
+            # A deadlock or serialization failure: this transaction lost, Postgres is fine.
+            # Tripping the breaker here would fail every create of this worker for a while.
+            raise DatabaseUnavailable(str(exc)) from exc
         except errors.QueryCanceled as exc:
             # A statement past its timeout (a lock, a slow query): this request
             # fails, but Postgres answers, so the breaker stays closed.
@@ -172,6 +179,9 @@ class Database:
         """Write a batch of clicks in one statement, once per batch id; False if it was written before."""
         codes, numbers = zip(*counts.items()) if counts else ((), ())
         with self.connection() as conn, conn.transaction():
+            # One batch at a time across workers: two batches locking the same links in different
+            # orders would deadlock, and the loser's worker used to take Postgres for down.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,))
             if conn.execute("INSERT INTO click_batches (id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id",
                             (batch,)).fetchone() is None:
                 return False
