@@ -7,15 +7,15 @@ from . import codes
 bp = Blueprint("openapi", __name__)
 
 
-def _error(description: str) -> dict:
+def _json(schema: str, description: str) -> dict:
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 
-def _json(schema: str, description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+def _error(description: str) -> dict:
+    return _json("Error", description)
 
 
 _CODE_PARAM = {
