@@ -98,3 +98,23 @@ def test_create_links_to_every_operation_on_the_link(make_app):
     operations = {op["operationId"] for path in document["paths"].values() for op in path.values() if "operationId" in op}
     assert {link["operationId"] for link in links.values()} == operations - {"createLink"}
     assert all(link["parameters"] == {"code": "$response.body#/code"} for link in links.values())
+
+
+@pytest.mark.parametrize(("broken", "status", "state"), [
+    ({}, 200, "ok"),
+    ({"REDIS_URL": "redis://127.0.0.1:1/0"}, 200, "degraded"),
+    ({"DATABASE_URL": "postgresql://shortener@127.0.0.1:1/shortener"}, 200, "degraded"),
+    ({"REDIS_URL": "redis://127.0.0.1:1/0", "DATABASE_URL": "postgresql://shortener@127.0.0.1:1/shortener"},
+     503, "unavailable"),
+])
+def test_readiness_answers_as_the_document_says(make_app, broken, status, state):
+    app = make_app(**broken)
+    ready = schemathesis.openapi.from_wsgi("/openapi.json", app)["/health/ready"]["GET"]
+    response = ready.Case().call_and_validate(
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    ) if status < 500 else ready.Case().call()
+    assert response.status_code == status and response.json()["status"] == state
+    if status == 503:
+        # Documented, as a 503 with the readiness body (not_a_server_error would refuse any 5xx).
+        ready.validate_response(response)
+        assert "503" in ready.definition.raw["responses"]
