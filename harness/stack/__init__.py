@@ -137,7 +137,7 @@ class Stack:
         self.environ = environ
         self.postgres_password = _secret(environ, "POSTGRES_PASSWORD")
         self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
-        # The shortener's admin key: disabling and enabling links need a key (issue 11).
+        # The shortener's admin key: disabling and enabling links need a key, and none is committed.
         self.admin_key = _secret(environ, "SHORTENER_ADMIN_KEYS")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
