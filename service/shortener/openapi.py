@@ -38,7 +38,9 @@ _LINK = {
     "properties": {
         "code": {"type": "string"},
         "short_url": {"type": "string", "format": "uri"},
-        "url": {"type": "string", "format": "uri"},
+        # Not "format": "uri": the canonical target keeps what browsers send as it is ("|", "^"),
+        # which RFC 3986 does not allow.
+        "url": {"type": "string", "description": "The target in canonical form: ASCII, as a browser requests it."},
         "created_at": {"type": "string", "format": "date-time"},
         "expires_at": _TIMESTAMP,
     },
