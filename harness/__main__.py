@@ -83,6 +83,9 @@ def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[st
         password = ("$GF_SECURITY_ADMIN_PASSWORD" if stack.environ.get("GF_SECURITY_ADMIN_PASSWORD")
                     else f"{stack.grafana_password} (made up for this run)")
         lines.append(f"  {'Grafana login':<22} admin / {password}")
+    admin_key = ("$SHORTENER_ADMIN_KEYS" if stack.environ.get("SHORTENER_ADMIN_KEYS")
+           else f"{stack.admin_key} (made up for this run; send it as X-API-Key to disable or enable a link)")
+    lines.append(f"  {'shortener admin key':<22} {admin_key}")
     if "jaeger" in stack.services:
         lines.append(f"  {'app traces to':<22} {stack.url('otlp')} (Jaeger's OTLP/HTTP)")
     lines += [f"  usual port {USUAL_PORTS[key]} ({key}) is taken by another program: it listens on {port} instead"

@@ -135,6 +135,8 @@ class Stack:
         self.environ = environ
         self.postgres_password = _secret(environ, "POSTGRES_PASSWORD")
         self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
+        # The shortener's admin key: disabling and enabling links need a key, and none is committed.
+        self.admin_key = _secret(environ, "SHORTENER_ADMIN_KEYS")
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
         self.containers: dict[str, HostContainer] = {}  # how each service runs and when it is ready
@@ -325,6 +327,7 @@ def app(stack: Stack) -> HostContainer:
             # A drill's traffic all comes from 127.0.0.1, one client: keep the limiter on
             # (it must fail open without Redis) but above what that client sends.
             SHORTENER_CREATE_LIMIT=stack.environ.get("SHORTENER_CREATE_LIMIT", CREATE_LIMIT),
+            SHORTENER_ADMIN_KEYS=stack.admin_key,
         )
         .ready_when(_ready_http(port, "/health/ready"))
     )

@@ -17,7 +17,8 @@ COMMAND = "python -m harness compose"
 # Compose fills the credentials in from the environment (or an .env file) and refuses to
 # start without them: the stack definition reads them from this "environment".
 ENVIRONMENT = {
-    name: f"${{{name}:?set {name}}}" for name in ("POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD")
+    name: f"${{{name}:?set {name}}}" for name in ("POSTGRES_PASSWORD", "GF_SECURITY_ADMIN_PASSWORD",
+                                                  "SHORTENER_ADMIN_KEYS")
 }
 
 # The folders the stack renders its configurations into, and the committed ones compose mounts instead.
@@ -30,8 +31,8 @@ HEADER = f"""\
 # a unit test fails when this file and the stack definition differ.
 #
 # The upstream images on the usual ports, every service on the host network and 127.0.0.1,
-# like `make up`. Set POSTGRES_PASSWORD and GF_SECURITY_ADMIN_PASSWORD (environment or
-# .env): compose refuses to start without them. The app is built from service/Dockerfile,
+# like `make up`. Set POSTGRES_PASSWORD, GF_SECURITY_ADMIN_PASSWORD and SHORTENER_ADMIN_KEYS
+# (environment or .env): compose refuses to start without them. The app is built from service/Dockerfile,
 # which installs from wheels built on the host (pip cannot reach PyPI inside that build):
 #   make wheels && docker-compose up --build
 # Prometheus and Alertmanager run the committed observability/ files as they are: they name

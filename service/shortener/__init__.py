@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import config, delivery, errors, health, links, logs, metrics, openapi, ratelimit, tracing
+from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, tracing
 from .cache import Cache
 from .clicks import ClickFlusher
 from .db import Database
@@ -22,6 +22,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     logs.init_app(app, access_log=instrumented)
     metrics.init_app(app, per_request=instrumented)
     errors.init_app(app)
+    keys.init_app(app)
 
     # No connection is made here: the app must start while Postgres or Redis
     # are still coming up; both are reached on first use.
@@ -46,6 +47,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.extensions["shortener.db"], app.extensions["shortener.cache"]
     )
 
+    # Every <code> excludes the reserved words, as the app's default converter: routes keep their
+    # plain names ("/<code>", the metrics' and traces' route label) and no code can be reserved anyway.
+    app.url_map.converters["default"] = links.FollowableCode
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)

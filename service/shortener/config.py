@@ -27,8 +27,13 @@ DEFAULTS = {
     # How often each worker moves the clicks counted in Redis to Postgres: also the most
     # clicks a Redis crash can lose while Postgres is up.
     "CLICK_FLUSH_SECONDS": 1.0,
-    # Comma-separated keys; when set, writes need one in X-API-Key (or Bearer).
+    # Comma-separated client keys, sent in X-API-Key (or Bearer). A link remembers the key that
+    # created it, and only that key or an admin key may disable or enable it. With no key at all,
+    # disabling and enabling are refused (403): no one could be told apart.
     "SHORTENER_API_KEYS": "",
+    "SHORTENER_ADMIN_KEYS": "",
+    # "on": creates need a key too; "off" (default): anyone may create, a key is optional.
+    "SHORTENER_CREATE_NEEDS_KEY": "off",
     # flask-limiter syntax ("60/minute", "10/second;500/hour"); "off" disables it.
     "SHORTENER_CREATE_LIMIT": "60/minute",
     "MAX_URL_LENGTH": 2048,
@@ -65,6 +70,7 @@ _CASTS = {
     "MAX_URL_LENGTH": int,
     "MAX_CONTENT_LENGTH": int,
     "SHORTENER_INSTRUMENTATION": _switch,
+    "SHORTENER_CREATE_NEEDS_KEY": _switch,
 }
 
 

@@ -16,6 +16,9 @@ from .errors import ApiError
 
 LINK_COLUMNS = "code, url, created_at, expires_at, disabled_at, clicks"
 
+# Any constant: the same in every worker, other than the migrations' lock.
+CLICK_FLUSH_LOCK = 0x434C4943  # "CLIC"
+
 # A link can be followed while it is neither disabled nor past its expiry.
 ACTIVE = "disabled_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
 
@@ -109,6 +112,10 @@ class Database:
         except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
             # A database without the schema: `python -m shortener migrate` was not run.
             raise DatabaseUnavailable(f"{exc} (run `python -m shortener migrate`)") from exc
+        except (errors.DeadlockDetected, errors.SerializationFailure, errors.TransactionRollback) as exc:
+            # A deadlock or serialization failure: this transaction lost, Postgres is fine.
+            # Tripping the breaker here would fail every create of this worker for a while.
+            raise DatabaseUnavailable(str(exc)) from exc
         except errors.QueryCanceled as exc:
             # A statement past its timeout (a lock, a slow query): this request
             # fails, but Postgres answers, so the breaker stays closed.
@@ -128,14 +135,15 @@ class Database:
         with self.connection(timeout=timeout) as conn:
             conn.execute("SELECT 1")
 
-    def insert_link(self, code: str, url: str, expires_at: datetime | None = None) -> dict | None:
-        """Store a link and return its row; None if the code is already taken."""
+    def insert_link(self, code: str, url: str, expires_at: datetime | None = None,
+                    owner_key: str | None = None) -> dict | None:
+        """Store a link (with its creator's key fingerprint) and return its row; None if the code is taken."""
         with self.connection() as conn:
             # Autocommit: once execute returns, the row is durable.
             return conn.cursor(row_factory=dict_row).execute(
-                f"INSERT INTO links (code, url, expires_at) VALUES (%s, %s, %s)"
+                f"INSERT INTO links (code, url, expires_at, owner_key) VALUES (%s, %s, %s, %s)"
                 f" ON CONFLICT (code) DO NOTHING RETURNING {LINK_COLUMNS}",
-                (code, url, expires_at),
+                (code, url, expires_at, owner_key),
             ).fetchone()
 
     def find_link(self, code: str) -> dict | None:
@@ -171,6 +179,9 @@ class Database:
         """Write a batch of clicks in one statement, once per batch id; False if it was written before."""
         codes, numbers = zip(*counts.items()) if counts else ((), ())
         with self.connection() as conn, conn.transaction():
+            # One batch at a time across workers: two batches locking the same links in different
+            # orders would deadlock, and the loser's worker used to take Postgres for down.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,))
             if conn.execute("INSERT INTO click_batches (id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id",
                             (batch,)).fetchone() is None:
                 return False
@@ -181,20 +192,23 @@ class Database:
             )
             return True
 
-    def disable_link(self, code: str, evict) -> bool:
-        """Disable a link (idempotently) if evict() confirms the cache forgot it; False if there is no such link.
+    def set_disabled(self, code: str, disabled: bool, *, authorize, tell_cache) -> bool:
+        """Disable or enable a link (idempotently); False if there is no such link.
 
-        evict runs inside the transaction: if it raises, the link stays enabled, so a cache
-        that could not be told never keeps serving a link that Postgres calls disabled.
+        authorize(owner_key) and tell_cache() run inside the transaction, the row locked: if
+        either raises, nothing changes, so a cache that could not be told never serves a link
+        that Postgres calls disabled, nor hides one that Postgres calls enabled.
         """
         with self.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "UPDATE links SET disabled_at = coalesce(disabled_at, now()) WHERE code = %s RETURNING code",
-                (code,),
-            ).fetchone()
+            row = conn.execute("SELECT owner_key FROM links WHERE code = %s FOR UPDATE", (code,)).fetchone()
             if row is None:
                 return False
-            evict()
+            authorize(row[0])
+            conn.execute(
+                "UPDATE links SET disabled_at = CASE WHEN %s THEN coalesce(disabled_at, now()) END WHERE code = %s",
+                (disabled, code),
+            )
+            tell_cache()
             return True
 
     def close(self) -> None:

@@ -1,12 +1,13 @@
-"""The links blueprint: create a short link, follow it, read it, disable it."""
+"""The links blueprint: create a short link, follow it, read it, disable it, enable it again."""
 
-import hmac
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, redirect, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
+from werkzeug.routing import BaseConverter
 
-from . import codes, metrics, targets
+from . import codes, keys, metrics, targets
 from .db import DatabaseUnavailable
 from .errors import ApiError
 
@@ -15,8 +16,15 @@ bp = Blueprint("links", __name__)
 # With 62**7 codes a collision is rare; a handful of tries makes it negligible.
 MAX_CODE_ATTEMPTS = 5
 
-API_KEY_HEADER = "X-API-Key"
 FIELDS = frozenset({"url", "code", "expires_at"})
+
+
+class FollowableCode(BaseConverter):
+    """A path segment that may be a code: never a word another route owns (GET /shorten is a 405, not a link)."""
+
+    # In the pattern, not in to_python: Allow headers (OPTIONS, 405) list the methods of every
+    # rule whose pattern matches, so /shorten must not match this GET rule at all.
+    regex = r"(?!(?i:" + "|".join(map(re.escape, sorted(codes.RESERVED))) + r")(?![^/]))[^/]+"
 
 
 class CodeTaken(Exception):
@@ -29,23 +37,6 @@ def _db():
 
 def _cache():
     return current_app.extensions["shortener.cache"]
-
-
-def _require_api_key() -> None:
-    """Refuse a write without a valid key, when SHORTENER_API_KEYS is set."""
-    keys = [k.strip() for k in str(current_app.config["SHORTENER_API_KEYS"]).split(",") if k.strip()]
-    if not keys:
-        return
-    given = request.headers.get(API_KEY_HEADER, "")
-    authorization = request.headers.get("Authorization", "")
-    if not given and authorization[:7].lower() == "bearer ":
-        given = authorization[7:].strip()
-    # Compare every key in constant time, so timing tells nothing about a near match.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(given.encode(), key.encode())
-    if not matched:
-        raise ApiError(401, "unauthorized", f"Send a valid API key in the {API_KEY_HEADER} header.")
 
 
 def _read_body() -> dict:
@@ -129,10 +120,10 @@ def _describe(row: dict) -> dict:
 
 
 @retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(MAX_CODE_ATTEMPTS), reraise=True)
-def _store_random(url: str, expires_at: datetime | None) -> dict:
+def _store_random(url: str, expires_at: datetime | None, owner_key: str | None) -> dict:
     """Insert the link under a new code, drawing again if the code is taken."""
     code = codes.new_code()
-    row = _db().insert_link(code, url, expires_at)
+    row = _db().insert_link(code, url, expires_at, owner_key)
     if row is None:
         raise CodeTaken(code)
     return row
@@ -141,19 +132,20 @@ def _store_random(url: str, expires_at: datetime | None) -> dict:
 @bp.post("/shorten")
 def shorten():
     """Create a short link for the JSON body's url, with an optional code and expiry."""
-    _require_api_key()
+    creator = keys.creator()
+    owner_key = creator.owner if creator else None
     body = _read_body()
     url = targets.check_target(body.get("url"), current_app.config["MAX_URL_LENGTH"], _own_hosts())
     _refuse_unknown_fields(body)
     custom = codes.check_custom(body["code"]) if body.get("code") is not None else None
     expires_at = _read_expiry(body.get("expires_at"))
     if custom is not None:
-        row = _db().insert_link(custom, url, expires_at)
+        row = _db().insert_link(custom, url, expires_at, owner_key)
         if row is None:
             raise ApiError(409, "code_taken", f"The code {custom!r} is already in use.")
     else:
         try:
-            row = _store_random(url, expires_at)
+            row = _store_random(url, expires_at, owner_key)
         except CodeTaken as exc:
             raise ApiError(503, "code_unavailable", "Could not allocate a free code; try again.") from exc
     # The insert ran in autocommit: the row is durable before this 201 is sent.
@@ -225,15 +217,37 @@ def info(code: str):
 
 @bp.delete("/api/links/<code>")
 def disable(code: str):
-    """Disable a link: it answers 410 from now on."""
-    _require_api_key()
+    """Disable a link: it answers 410 from now on (its creator's key or an admin key)."""
+    caller = keys.changer()
 
-    def evict():
+    def bury():
         # A tombstone, not a delete: a cache fill racing with this cannot bring the link back.
         if not _cache().bury(code):
             raise ApiError(503, "cache_unavailable",
                            "The cache could not be told, so the link was not disabled; try again shortly.")
 
-    if not codes.is_well_formed(code) or not _db().disable_link(code, evict):
-        raise ApiError(404, "not_found", "No link has this code.")
+    _change_state(code, caller, disabled=True, tell_cache=bury)
     return "", 204
+
+
+@bp.post("/api/links/<code>/enable")
+def enable(code: str):
+    """Enable a disabled link again (its creator's key or an admin key)."""
+    caller = keys.changer()
+
+    def unbury():
+        # The tombstone would keep answering 410 from the cache until it expires.
+        if not _cache().forget(code):
+            raise ApiError(503, "cache_unavailable",
+                           "The cache could not be told, so the link was not enabled; try again shortly.")
+
+    _change_state(code, caller, disabled=False, tell_cache=unbury)
+    return "", 204
+
+
+def _change_state(code: str, caller: keys.Caller, *, disabled: bool, tell_cache) -> None:
+    """Disable or enable a link for an allowed caller, or raise the 404/403/503 that says why not."""
+    if not codes.is_well_formed(code) or not _db().set_disabled(
+        code, disabled, authorize=lambda owner_key: keys.refuse_unless_allowed(caller, owner_key), tell_cache=tell_cache
+    ):
+        raise ApiError(404, "not_found", "No link has this code.")

@@ -1,17 +1,21 @@
-"""The OpenAPI 3.0 document of the API, served at /openapi.json."""
+"""The OpenAPI 3.0 document of the API, built from the app's configuration and served at /openapi.json."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
-from .codes import CUSTOM_PATTERN
+from . import codes
 
 bp = Blueprint("openapi", __name__)
 
 
-def _error(description: str) -> dict:
+def _json(schema: str, description: str) -> dict:
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
+
+
+def _error(description: str) -> dict:
+    return _json("Error", description)
 
 
 _CODE_PARAM = {
@@ -20,6 +24,13 @@ _CODE_PARAM = {
     "required": True,
     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
 }
+# Disabling and enabling: the creator's key or an admin key.
+_CHANGE_ERRORS = {
+    "401": _error("The API key is missing or is no configured key"),
+    "403": _error("No key is configured in the service (keys_not_configured), or this key did not create the link"
+                  " and is no admin key (not_owner)"),
+    "404": _error("No such link"),
+}
 _TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 _LINK = {
     "type": "object",
@@ -27,193 +38,241 @@ _LINK = {
     "properties": {
         "code": {"type": "string"},
         "short_url": {"type": "string", "format": "uri"},
-        "url": {"type": "string", "format": "uri"},
+        # Not "format": "uri": the canonical target keeps what browsers send as it is ("|", "^"),
+        # which RFC 3986 does not allow.
+        "url": {"type": "string", "description": "The target in canonical form: ASCII, as a browser requests it."},
         "created_at": {"type": "string", "format": "date-time"},
         "expires_at": _TIMESTAMP,
     },
 }
-
-DOCUMENT = {
-    "openapi": "3.0.3",
-    "info": {
-        "title": "URL shortener",
-        "version": "1.0.0",
-        "description": "Short links stored in Postgres, redirects cached in Redis. "
-        'Every error is a JSON object {"error": {"code", "message"}}.',
-    },
-    "components": {
-        "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                    }
-                },
-            },
-            "NewLink": {
-                "type": "object",
-                "required": ["url"],
-                "additionalProperties": False,
-                "properties": {
-                    "url": {"type": "string", "maxLength": 2048, "description": "An http or https URL with a host."},
-                    "code": {
-                        "type": "string",
-                        "pattern": f"^{CUSTOM_PATTERN}$",
-                        "description": "A custom code; not a reserved word.",
-                    },
-                    "expires_at": {
-                        "type": "string",
-                        "format": "date-time",
-                        "description": "With a UTC offset; in the future.",
-                    },
-                },
-            },
-            "Link": _LINK,
-            "LinkInfo": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/Link"},
-                    {
-                        "type": "object",
-                        "required": ["disabled_at", "status", "clicks"],
-                        "properties": {
-                            "disabled_at": _TIMESTAMP,
-                            "status": {"type": "string", "enum": ["active", "expired", "disabled"]},
-                            "clicks": {"type": "integer", "minimum": 0},
-                        },
-                    },
-                ]
-            },
-            "Readiness": {
-                "type": "object",
-                "required": ["status", "dependencies"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
-                    "dependencies": {
-                        "type": "object",
-                        "properties": {
-                            "postgres": {"type": "string", "enum": ["up", "down"]},
-                            "redis": {"type": "string", "enum": ["up", "down"]},
-                        },
-                    },
-                    "error": {"$ref": "#/components/schemas/Error/properties/error"},
-                },
-            },
-        },
-    },
-    "paths": {
-        "/shorten": {
-            "post": {
-                "summary": "Create a short link",
-                "security": [{}, {"apiKey": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewLink"}}},
-                },
-                "responses": {
-                    "201": {
-                        "description": "Created (committed)",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Link"}}},
-                    },
-                    "400": _error("Malformed JSON or an invalid url, code or expires_at"),
-                    "401": _error("An API key is required and was missing or wrong"),
-                    "409": _error("The custom code is taken"),
-                    "413": _error("The body is too large"),
-                    "415": _error("The body is not application/json"),
-                    "429": _error("Too many creates from this client; see Retry-After"),
-                    "503": _error("Postgres is unavailable"),
-                },
-            }
-        },
-        "/{code}": {
-            "get": {
-                "summary": "Follow a short link",
-                "parameters": [_CODE_PARAM],
-                "responses": {
-                    "302": {
-                        "description": "Redirect to the target",
-                        "headers": {"Location": {"schema": {"type": "string"}}},
-                    },
-                    "404": _error("No such link"),
-                    "410": _error("The link expired or was disabled"),
-                    "503": _error("Postgres is unavailable and the link is not cached"),
-                },
-            }
-        },
-        "/api/links/{code}": {
-            "get": {
-                "summary": "Describe a link, with its click count",
-                "parameters": [_CODE_PARAM],
-                "responses": {
-                    "200": {
-                        "description": "The link",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LinkInfo"}}},
-                    },
-                    "404": _error("No such link"),
-                    "503": _error("Postgres is unavailable"),
-                },
-            },
-            "delete": {
-                "summary": "Disable a link",
-                "security": [{}, {"apiKey": []}],
-                "parameters": [_CODE_PARAM],
-                "responses": {
-                    "204": {"description": "Disabled"},
-                    "401": _error("An API key is required and was missing or wrong"),
-                    "404": _error("No such link"),
-                    "503": _error("Postgres is unavailable"),
-                },
-            },
-        },
-        "/health": {
-            "get": {"summary": "Liveness; touches no dependency", "responses": {"200": {"description": "Alive"}}}
-        },
-        "/health/ready": {
-            "get": {
-                "summary": "Readiness with each dependency's state",
-                "responses": {
-                    "200": {
-                        "description": "Ready (ok, or degraded without Redis)",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}},
-                    },
-                    "503": {
-                        "description": "Postgres is unreachable",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}},
-                    },
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics",
-                "responses": {
-                    "200": {
-                        "description": "Text exposition format",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": {
-                    "200": {
-                        "description": "OpenAPI 3.0",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
-    },
+# From a created link to every operation on it, so that stateful testing reaches them all.
+_LINKS_FROM_CREATE = {
+    name: {"operationId": operation, "parameters": {"code": "$response.body#/code"}}
+    for name, operation in (("Follow", "followLink"), ("Describe", "describeLink"), ("Disable", "disableLink"),
+                            ("Enable", "enableLink"))
 }
+_READINESS = "#/components/schemas/Readiness"
+
+
+def document(settings) -> dict:
+    """The OpenAPI document for an app with these settings (limits come from them, never typed twice)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "URL shortener",
+            "version": "1.1.0",
+            "description": "Short links stored in Postgres, redirects cached in Redis. "
+            'Every error is a JSON object {"error": {"code", "message"}}.',
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": _schemas(settings),
+        },
+        "paths": {
+            "/shorten": {"post": _create(settings)},
+            "/{code}": {
+                "get": {
+                    "operationId": "followLink",
+                    "summary": "Follow a short link",
+                    "parameters": [_CODE_PARAM],
+                    "responses": {
+                        "302": {
+                            "description": "Redirect to the target",
+                            "headers": {"Location": {"schema": {"type": "string"}}},
+                        },
+                        "404": _error("No such link"),
+                        "405": _error("The path is a word another route owns (e.g. /shorten), which answers no GET"),
+                        "410": _error("The link expired or was disabled"),
+                        "503": _error("Postgres is unavailable and the link is not cached"),
+                    },
+                }
+            },
+            "/api/links/{code}": {
+                "get": {
+                    "operationId": "describeLink",
+                    "summary": "Describe a link, with its state and click count",
+                    "parameters": [_CODE_PARAM],
+                    "responses": {
+                        "200": _json("LinkInfo", "The link (also when disabled or expired)"),
+                        "404": _error("No such link"),
+                        "503": _error("Postgres is unavailable"),
+                    },
+                },
+                "delete": {
+                    "operationId": "disableLink",
+                    "summary": "Disable a link: it answers 410 from now on (its creator's key or an admin key)",
+                    "security": [{"apiKey": []}],
+                    "parameters": [_CODE_PARAM],
+                    "responses": {
+                        "204": {"description": "Disabled (also when it already was)"},
+                        **_CHANGE_ERRORS,
+                        "503": _error("Postgres is unavailable, or Redis could not be told (the link stays active)"),
+                    },
+                },
+            },
+            "/api/links/{code}/enable": {
+                "post": {
+                    "operationId": "enableLink",
+                    "summary": "Enable a disabled link again (its creator's key or an admin key)",
+                    "security": [{"apiKey": []}],
+                    "parameters": [_CODE_PARAM],
+                    "responses": {
+                        "204": {"description": "Enabled (also when it already was)"},
+                        **_CHANGE_ERRORS,
+                        "503": _error("Postgres is unavailable, or Redis could not be told (the link stays disabled)"),
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness; touches no dependency",
+                    "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["status"],
+                        "properties": {"status": {"type": "string", "enum": ["ok"]}}}}}}},
+                }
+            },
+            "/health/ready": {
+                "get": {
+                    "summary": "Ready while redirects can be served (from Postgres or from the cache)",
+                    "responses": {
+                        "200": {"description": "ok with both dependencies; degraded with one of them",
+                                "content": {"application/json": {"schema": {"$ref": _READINESS}}}},
+                        "503": {"description": "Neither Postgres nor Redis answers: no redirect can be served",
+                                "content": {"application/json": {"schema": {"$ref": _READINESS}}}},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Text exposition format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.0",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+def _create(settings) -> dict:
+    limited = str(settings["SHORTENER_CREATE_LIMIT"]).strip().lower() not in ("", "off", "0", "none")
+    responses = {
+        "201": {
+            **_json("Link", "Created (committed)"),
+            "links": _LINKS_FROM_CREATE,
+        },
+        "400": _error("Malformed JSON, or a url, code or expires_at the service refuses: besides the schema, a url"
+                      " must name a host browsers can reach (UTS #46 IDNA) that is not this service's own, and"
+                      " expires_at must be in the future"),
+        "401": _error("The API key is wrong, or missing where creates need one"),
+        "403": _error("Creates need a key and none is configured in the service"),
+        "409": _error("The custom code is taken"),
+        "413": _error(f"The body is larger than {settings['MAX_CONTENT_LENGTH']} bytes"),
+        "415": _error("The body is not application/json"),
+        "503": _error("Postgres is unavailable"),
+    }
+    if limited:
+        responses["429"] = _error(f"More creates from this client than {settings['SHORTENER_CREATE_LIMIT']};"
+                                  " see Retry-After")
+    return {
+        "operationId": "createLink",
+        "summary": "Create a short link (a key is optional unless the service requires one)",
+        "security": [{"apiKey": []}] if settings["SHORTENER_CREATE_NEEDS_KEY"] else [{}, {"apiKey": []}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewLink"}}}},
+        "responses": dict(sorted(responses.items())),
+    }
+
+
+def _schemas(settings) -> dict:
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }
+            },
+        },
+        "NewLink": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "minLength": len("http://x"),
+                    "maxLength": settings["MAX_URL_LENGTH"],
+                    # What every accepted URL matches; the 400 lists what else is refused.
+                    "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+([/?#]\S*)?$",
+                    "description": "An http or https URL with a host, at most MAX_URL_LENGTH characters.",
+                },
+                "code": {
+                    "type": "string",
+                    "nullable": True,
+                    "pattern": f"^{codes.CUSTOM_PATTERN}$",
+                    "description": "A custom code; not a reserved word. Absent or null: a random one.",
+                },
+                "expires_at": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "date-time",
+                    "description": "With a UTC offset; in the future. Absent or null: never expires.",
+                },
+            },
+        },
+        "Link": _LINK,
+        "LinkInfo": {
+            "allOf": [
+                {"$ref": "#/components/schemas/Link"},
+                {
+                    "type": "object",
+                    "required": ["disabled_at", "status", "clicks"],
+                    "properties": {
+                        "disabled_at": _TIMESTAMP,
+                        "status": {"type": "string", "enum": ["active", "expired", "disabled"]},
+                        "clicks": {"type": "integer", "minimum": 0},
+                    },
+                },
+            ]
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "dependencies"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+                "dependencies": {
+                    "type": "object",
+                    "required": ["postgres", "redis"],
+                    "properties": {
+                        "postgres": {"type": "string", "enum": ["up", "down"]},
+                        "redis": {"type": "string", "enum": ["up", "down"]},
+                    },
+                },
+                "error": {"$ref": "#/components/schemas/Error/properties/error"},
+            },
+        },
+    }
 
 
 @bp.get("/openapi.json")
-def document():
-    """Serve the OpenAPI document."""
-    return jsonify(DOCUMENT)
+def serve():
+    """Serve the OpenAPI document of this app's configuration."""
+    return jsonify(document(current_app.config))

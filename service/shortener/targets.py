@@ -43,8 +43,9 @@ def _ipv4(host: str) -> str | None:
         return None
     if len(parts) > 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
         raise invalid("The URL's host looks like an IPv4 address but is not a valid one.")
-    numbers = [int(p, 16) if p[:2].lower() == "0x" and len(p) > 2 else int(p, 8) if p.startswith("0") and len(p) > 1
-               else 0 if p.lower() == "0x" else int(p) for p in parts]
+    # A bare "0x" is zero (before the octal case, which would choke on its "x").
+    numbers = [0 if p.lower() == "0x" else int(p, 16) if p[:2].lower() == "0x"
+               else int(p, 8) if p.startswith("0") and len(p) > 1 else int(p) for p in parts]
     if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
         raise invalid("The URL's host is an IPv4 address out of range.")
     value = numbers[-1] + sum(n << (8 * (3 - i)) for i, n in enumerate(numbers[:-1]))

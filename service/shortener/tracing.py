@@ -10,6 +10,43 @@ log = logging.getLogger(__name__)
 # One provider per process; every app created in it (tests make many) shares it.
 _provider = None
 
+# Sampling when OTEL_TRACES_SAMPLER is not set: one trace in ten (a caller's sampled flag is
+# followed), because recording every redirect costs more than the redirect itself.
+DEFAULT_SAMPLER = "parentbased_traceidratio"
+DEFAULT_RATIO = 0.1
+
+
+class SamplerError(ValueError):
+    """OTEL_TRACES_SAMPLER or OTEL_TRACES_SAMPLER_ARG is not a value OpenTelemetry defines."""
+
+
+def sampler(environ=os.environ):
+    """The sampler that OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name, as OpenTelemetry defines them."""
+    from opentelemetry.sdk.trace import sampling
+
+    name = (environ.get("OTEL_TRACES_SAMPLER") or DEFAULT_SAMPLER).strip().lower()
+    fixed = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "parentbased_always_on": sampling.DEFAULT_ON,
+        "parentbased_always_off": sampling.DEFAULT_OFF,
+    }
+    if name in fixed:
+        return fixed[name]
+    ratios = ("traceidratio", "parentbased_traceidratio")
+    if name not in ratios:
+        raise SamplerError(f"OTEL_TRACES_SAMPLER must be one of {', '.join([*fixed, *ratios])}, got {name!r}")
+    arg = environ.get("OTEL_TRACES_SAMPLER_ARG")
+    try:
+        ratio = DEFAULT_RATIO if arg in (None, "") else float(arg)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        # The SDK would fall back to sampling everything: a typo must not cost 100 %.
+        raise SamplerError(f"OTEL_TRACES_SAMPLER_ARG must be a ratio between 0 and 1, got {arg!r}")
+    root = sampling.TraceIdRatioBased(ratio)
+    return root if name == "traceidratio" else sampling.ParentBased(root)
+
 
 def enabled(app) -> bool:
     """Tracing is on when an OTLP endpoint is set, or a test hands in an exporter."""
@@ -25,7 +62,8 @@ def _tracer_provider(app):
     if _provider is None:
         # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are honoured by Resource.create.
         _provider = TracerProvider(
-            resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "shortener")})
+            resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "shortener")}),
+            sampler=sampler(),
         )
         trace.set_tracer_provider(_provider)
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):

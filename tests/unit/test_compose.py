@@ -27,13 +27,15 @@ def _docker_compose(*args: str, **environ: str) -> subprocess.CompletedProcess:
 
 
 def test_docker_compose_accepts_it_with_the_credentials_from_the_environment():
-    result = _docker_compose("config", POSTGRES_PASSWORD="pg-from-env", GF_SECURITY_ADMIN_PASSWORD="gf-from-env")
+    result = _docker_compose("config", POSTGRES_PASSWORD="pg-from-env", GF_SECURITY_ADMIN_PASSWORD="gf-from-env",
+                             SHORTENER_ADMIN_KEYS="key-from-env")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert set(services) == set(SERVICES)
     assert {service["network_mode"] for service in services.values()} == {"host"}
     assert "pg-from-env@127.0.0.1:5432" in services["app"]["environment"]["DATABASE_URL"]
     assert services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == "gf-from-env"
+    assert services["app"]["environment"]["SHORTENER_ADMIN_KEYS"] == "key-from-env"
 
 
 def test_docker_compose_refuses_it_without_the_passwords():

@@ -121,3 +121,18 @@ def test_make_up_traffic_1_passes_the_flag():
 
     assert command("TRAFFIC=1").endswith("-m harness up --traffic")
     assert command().endswith("-m harness up")
+
+
+def test_up_makes_up_an_admin_key_passes_it_to_the_app_and_prints_it(image_set, planned_stack):
+    image_set("local", registry=False)
+    stack, unavailable = planned_stack("local")
+    assert len(stack.admin_key) >= 20
+    assert SERVICES["app"].container(stack).env["SHORTENER_ADMIN_KEYS"] == stack.admin_key
+    assert any(line.startswith(f"  {'shortener admin key':<22} {stack.admin_key} (made up for this run")
+               for line in cli.summary(stack, unavailable, traffic=False))
+    # One from the environment is used and never printed.
+    stack, unavailable = planned_stack("local", environ={"SHORTENER_ADMIN_KEYS": "from-the-environment"})
+    assert SERVICES["app"].container(stack).env["SHORTENER_ADMIN_KEYS"] == "from-the-environment"
+    lines = cli.summary(stack, unavailable, traffic=False)
+    assert f"  {'shortener admin key':<22} $SHORTENER_ADMIN_KEYS" in lines
+    assert not any("from-the-environment" in line for line in lines)

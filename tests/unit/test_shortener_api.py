@@ -132,6 +132,15 @@ def test_wrong_method_is_json(client):
     assert_error(client.delete("/shorten"), 405, "method_not_allowed")
 
 
+def test_allow_lists_only_the_methods_a_path_serves(client):
+    # /shorten is no link: the redirect route must not add GET to its Allow (schemathesis found it).
+    assert set(client.options("/shorten").headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    refused = client.get("/shorten")
+    assert_error(refused, 405, "method_not_allowed")
+    assert set(refused.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert set(client.options("/abc").headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
 def test_second_redirect_is_a_cache_hit(client, redis_url):
     code = shorten(client, "https://example.org/cached").get_json()["code"]
     hits, misses = sample("shortener_cache_requests_total", result="hit"), sample(

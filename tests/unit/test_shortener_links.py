@@ -1,6 +1,8 @@
 """The links API: custom codes, expiry, disabling, link info, keys, limits, hostile input."""
 
 import json
+import re
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,17 +14,29 @@ from prometheus_client import REGISTRY
 
 from shortener import codes
 from shortener.cache import key_for
-from shortener.openapi import DOCUMENT
+from shortener.keys import fingerprint
+from shortener.openapi import document
+
+
+# Made up per run, as `make up` does: no key is committed.
+ADMIN_KEY = secrets.token_urlsafe(18)
 
 
 @pytest.fixture
 def app(make_app):
-    return make_app()
+    return make_app(SHORTENER_ADMIN_KEYS=ADMIN_KEY)
+
+
+def admin_client(app):
+    """A test client that sends the admin key with every request."""
+    client = app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = ADMIN_KEY
+    return client
 
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return admin_client(app)
 
 
 def unique(prefix="c"):
@@ -182,9 +196,7 @@ def test_disable_makes_the_link_410_and_drops_the_cache(client, redis_url):
     assert client.delete(f"/api/links/{code}").status_code == 204
 
 
-def test_a_cache_fill_racing_with_disable_cannot_bring_the_link_back(make_app):
-    app = make_app()
-    client = app.test_client()
+def test_a_cache_fill_racing_with_disable_cannot_bring_the_link_back(app, client):
     code = client.post("/shorten", json={"url": "https://example.org/race"}).get_json()["code"]
     assert client.delete(f"/api/links/{code}").status_code == 204
     # A redirect that read the link as active just before the disable committed now fills the cache.
@@ -193,11 +205,10 @@ def test_a_cache_fill_racing_with_disable_cannot_bring_the_link_back(make_app):
     assert_error(client.get(f"/{code}"), 410, "link_disabled")
 
 
-def test_disable_without_redis_is_refused_and_changes_nothing(make_app):
-    client = make_app().test_client()
+def test_disable_without_redis_is_refused_and_changes_nothing(make_app, client):
     code = client.post("/shorten", json={"url": "https://example.org/stale"}).get_json()["code"]
     assert client.get(f"/{code}").status_code == 302  # cached
-    no_redis = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
+    no_redis = admin_client(make_app(REDIS_URL="redis://127.0.0.1:1/0", SHORTENER_ADMIN_KEYS=ADMIN_KEY))
 
     # Disabling while the cache cannot be told would leave it serving a disabled link.
     assert_error(no_redis.delete(f"/api/links/{code}"), 503, "cache_unavailable")
@@ -236,23 +247,102 @@ def test_info_unknown_is_404(client):
 # --- API keys --------------------------------------------------------------
 
 
-def test_writes_need_a_key_when_keys_are_set(make_app):
-    app = make_app(SHORTENER_API_KEYS="k1-secret, k2-secret")
-    client = app.test_client()
-    assert_error(client.post("/shorten", json={"url": "https://example.org"}), 401, "unauthorized")
+def test_delete_without_any_configured_key_is_403_saying_how_to_configure_keys(make_app):
+    client = make_app().test_client()
+    code = client.post("/shorten", json={"url": "https://example.org/nokeys"}).get_json()["code"]
+
+    for response in (client.delete(f"/api/links/{code}"), client.post(f"/api/links/{code}/enable"),
+                     client.delete(f"/api/links/{code}", headers={"X-API-Key": "anything"})):
+        assert_error(response, 403, "keys_not_configured")
+        message = response.get_json()["error"]["message"]
+        assert "SHORTENER_API_KEYS" in message and "SHORTENER_ADMIN_KEYS" in message and "X-API-Key" in message
+    assert info(client, code)["status"] == "active"
+    assert client.get(f"/{code}").status_code == 302
+
+
+def test_only_the_creating_key_or_an_admin_key_disables_or_enables_a_link(make_app, database_url):
+    client = make_app(SHORTENER_API_KEYS="k1-secret, k2-secret", SHORTENER_ADMIN_KEYS=ADMIN_KEY).test_client()
+    created = client.post("/shorten", json={"url": "https://example.org/owned"}, headers={"X-API-Key": "k1-secret"})
+    assert created.status_code == 201
+    code = created.get_json()["code"]
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT owner_key FROM links WHERE code = %s", (code,)).fetchone()[0]
+    assert stored == fingerprint("k1-secret") and "k1-secret" not in stored  # a fingerprint, never the key
+
+    def change(method, key=None, path=""):
+        headers = {"X-API-Key": key} if key else {}
+        return client.open(f"/api/links/{code}{path}", method=method, headers=headers)
+
+    assert_error(change("DELETE"), 401, "unauthorized")
+    assert_error(change("DELETE", "k1-secre"), 401, "unauthorized")
+    assert_error(change("DELETE", "k2-secret"), 403, "not_owner")
+    assert info(client, code)["status"] == "active"
+    assert change("DELETE", "k1-secret").status_code == 204
+    assert_error(client.get(f"/{code}"), 410, "link_disabled")
+    assert_error(change("POST", "k2-secret", "/enable"), 403, "not_owner")
+    assert info(client, code)["status"] == "disabled"
+    assert change("POST", ADMIN_KEY, "/enable").status_code == 204
+    assert client.get(f"/{code}").headers["Location"] == "https://example.org/owned"
+    described = info(client, code)
+    assert described["status"] == "active" and described["disabled_at"] is None
+    assert client.delete(f"/api/links/{code}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 204
+    assert change("POST", "k1-secret", "/enable").status_code == 204
+    assert change("POST", "k1-secret", "/enable").status_code == 204  # idempotent
+
+    # A link made without a key has no owner: only an admin key may change it.
+    anonymous = client.post("/shorten", json={"url": "https://example.org/anon"}).get_json()["code"]
+    assert_error(client.delete(f"/api/links/{anonymous}", headers={"X-API-Key": "k1-secret"}), 403, "not_owner")
+    assert client.delete(f"/api/links/{anonymous}", headers={"X-API-Key": ADMIN_KEY}).status_code == 204
+    assert_error(client.post("/api/links/nosuchcode/enable", headers={"X-API-Key": ADMIN_KEY}), 404, "not_found")
+
+
+def test_creates_stay_open_where_keys_are_set_but_a_wrong_key_is_refused(make_app):
+    client = make_app(SHORTENER_API_KEYS="k1-secret").test_client()
+    assert client.post("/shorten", json={"url": "https://example.org"}).status_code == 201
     assert_error(
         client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k1-secre"}),
         401,
         "unauthorized",
     )
-    created = client.post("/shorten", json={"url": "https://example.org"}, headers={"X-API-Key": "k2-secret"})
+
+
+def test_creates_need_a_key_when_the_configuration_says_so(make_app):
+    client = make_app(SHORTENER_API_KEYS="k1-secret, k2-secret", SHORTENER_CREATE_NEEDS_KEY="on").test_client()
+    assert_error(client.post("/shorten", json={"url": "https://example.org"}), 401, "unauthorized")
+    created = client.post("/shorten", json={"url": "https://example.org"}, headers={"Authorization": "Bearer k2-secret"})
     assert created.status_code == 201
     code = created.get_json()["code"]
     # Reads and redirects stay open.
     assert client.get(f"/{code}").status_code == 302
     assert client.get(f"/api/links/{code}").status_code == 200
-    assert_error(client.delete(f"/api/links/{code}"), 401, "unauthorized")
-    assert client.delete(f"/api/links/{code}", headers={"Authorization": "Bearer k1-secret"}).status_code == 204
+    # Required but none configured: the 403 says how to configure them.
+    unkeyed = make_app(SHORTENER_CREATE_NEEDS_KEY="on").test_client()
+    assert_error(unkeyed.post("/shorten", json={"url": "https://example.org"}), 403, "keys_not_configured")
+
+
+def test_enable_drops_the_tombstone_so_the_cache_serves_the_link_again(client, redis_url):
+    code = client.post("/shorten", json={"url": "https://example.org/again"}).get_json()["code"]
+    assert client.delete(f"/api/links/{code}").status_code == 204
+    cache = redis.Redis.from_url(redis_url)
+    assert cache.get(key_for(code)) == b""
+
+    assert client.post(f"/api/links/{code}/enable").status_code == 204
+
+    assert cache.get(key_for(code)) is None
+    assert client.get(f"/{code}").status_code == 302
+    assert cache.get(key_for(code)) == b"https://example.org/again"  # filled again, a hit next time
+    cache.close()
+
+
+def test_enable_without_redis_is_refused_and_changes_nothing(make_app, client):
+    code = client.post("/shorten", json={"url": "https://example.org/buried"}).get_json()["code"]
+    assert client.delete(f"/api/links/{code}").status_code == 204
+    no_redis = admin_client(make_app(REDIS_URL="redis://127.0.0.1:1/0", SHORTENER_ADMIN_KEYS=ADMIN_KEY))
+
+    # The tombstone would go on answering 410 from the cache while Postgres says active.
+    assert_error(no_redis.post(f"/api/links/{code}/enable"), 503, "cache_unavailable")
+    assert info(client, code)["status"] == "disabled"
+    assert_error(client.get(f"/{code}"), 410, "link_disabled")
 
 
 # --- rate limit ------------------------------------------------------------
@@ -386,14 +476,14 @@ def test_sql_looking_custom_code_and_url_are_inert(client, database_url):
 def test_openapi_document_lists_every_route(app, client):
     response = client.get("/openapi.json")
     assert response.status_code == 200
-    document = response.get_json()
-    assert document == json.loads(json.dumps(DOCUMENT))
-    documented = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
+    served_document = response.get_json()
+    assert served_document == json.loads(json.dumps(document(app.config)))
+    documented = {(path, method.upper()) for path, ops in served_document["paths"].items() for method in ops}
     served = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert served == documented
 

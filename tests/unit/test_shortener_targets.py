@@ -127,3 +127,10 @@ def test_canonical_form_is_stable(url):
     except ApiError:
         return
     assert targets.check_target(once, 2048) == once
+
+
+@pytest.mark.parametrize(("host", "expected"), [("0x", "0.0.0.0"), ("0X", "0.0.0.0"), ("0x.0X.1", "0.0.0.1"),
+                                                ("0x7f.1", "127.0.0.1")])
+def test_a_bare_0x_is_the_number_zero_as_whatwg_reads_it(host, expected):
+    # Found by `schemathesis run` (http://0X was a 500): WHATWG's IPv4 parser reads "0x" as 0.
+    assert targets.canonical_host(host) == expected
