@@ -8,7 +8,6 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt
 from werkzeug.routing import BaseConverter
 
 from . import codes, keys, metrics, targets
-from .db import DatabaseUnavailable
 from .errors import ApiError
 
 bp = Blueprint("links", __name__)

@@ -1,7 +1,6 @@
 """The shortener's API against a real Postgres and a real Redis."""
 
 import json
-import threading
 
 import psycopg
 import pytest
@@ -10,7 +9,6 @@ from prometheus_client import REGISTRY
 
 from shortener import codes
 from shortener.cache import key_for
-from shortener.db import Database
 
 
 @pytest.fixture

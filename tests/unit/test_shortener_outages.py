@@ -2,9 +2,7 @@
 
 import socket
 
-import pytest
 
-from shortener import create_app
 
 
 def closed_port() -> int:
