@@ -77,20 +77,18 @@ class Scenario:
 
 
 class Drill:
-    """Runs scenarios against one stack and keeps their records."""
+    """Runs scenarios against one stack."""
 
     def __init__(self, stack: Stack):
         self.stack = stack
         self.prometheus = Prometheus(stack.url("prometheus"))
         self.alertmanager = Alertmanager(stack.url("alertmanager"))
         self.inbox = stack.inbox
-        self.records: list[Record] = []
 
     def run(self, scenario: Scenario, run: int = 1) -> Record:
         """Steady state, inject, observe to the email, restore, observe to the resolved email; then the verdict."""
         began = time.monotonic()
         record = expectation(scenario, run)
-        self.records.append(record)
         if record.mismatch:
             return record
         who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
@@ -382,7 +380,8 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
         with stack:  # the drill restores its fault before the stack goes
             record = Drill(stack).run(scenario, run)
             if record.verdict == "fail":
-                _save_logs(stack, name)
+                stack.save_logs(LOG_DIR / name)
+                say(f"drill {name}: container logs saved under {LOG_DIR / name}")
             return record
     except Exception as error:  # noqa: BLE001 - a stack that cannot start is that drill's failure, in words
         record = expectation(scenario, run)
@@ -390,10 +389,6 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
         record.verdict = "fail"
         return record
 
-
-def _save_logs(stack: Stack, name: str) -> None:
-    stack.save_logs(LOG_DIR / name)
-    say(f"drill {name}: container logs saved under {LOG_DIR / name}")
 
 
 def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack | None = None) -> list[Future]:
