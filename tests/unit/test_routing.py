@@ -7,6 +7,7 @@ import requests
 
 from harness.config import checks
 from harness.stack import Stack
+from harness.waiting import wait_until
 
 CONFIG = "--config.file=/etc/alertmanager/alertmanager.yml"
 
@@ -42,11 +43,19 @@ def _states(url: str, alerts: list[dict]) -> dict[tuple, str]:
         for labels in alerts
     ]
     requests.post(url + "/api/v2/alerts", json=payload, timeout=5).raise_for_status()
-    return {
-        (alert["labels"]["alertname"], alert["labels"]["job"], alert["labels"]["system"]):
-            "inhibited" if alert["status"]["inhibitedBy"] else alert["status"]["state"]
-        for alert in requests.get(url + "/api/v2/alerts", timeout=5).json()
-    }
+
+    def read() -> dict[tuple, str]:
+        return {
+            (alert["labels"]["alertname"], alert["labels"]["job"], alert["labels"]["system"]):
+                "inhibited" if alert["status"]["inhibitedBy"] else alert["status"]["state"]
+            for alert in requests.get(url + "/api/v2/alerts", timeout=5).json()
+        }
+
+    # Alertmanager's inhibitor learns of new source alerts a moment after they are posted: read
+    # once this batch's sources have been taken in (each batch here inhibits something).
+    systems = {labels["system"] for labels in alerts}
+    return wait_until("Alertmanager to apply its inhibitions to the posted alerts", read, timeout=10, interval=0.2,
+                      done=lambda states: any(state == "inhibited" and key[2] in systems for key, state in states.items()))
 
 
 def _alert(alertname: str, job: str, system: str, severity: str) -> dict:
