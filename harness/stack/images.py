@@ -125,11 +125,6 @@ def ensure(name: str) -> Image:
         return _cache[mode, name]
 
 
-def ensure_all(names: Iterable[str] = ALL) -> dict[str, Image]:
-    """Ensure several images; return them by name."""
-    return {name: ensure(name) for name in names}
-
-
 def ensure_available(names: Iterable[str]) -> tuple[dict[str, Image], dict[str, str]]:
     """Ensure the images the image set can provide; return them, and why each other one is unavailable."""
     found, unavailable = {}, {}
