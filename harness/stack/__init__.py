@@ -31,6 +31,9 @@ from harness.waiting import say
 
 DATABASE = "shortener"
 LOG_DIR = config.ROOT / "reports" / "logs"  # the containers' logs of each failed drill or stack
+# Seconds a stopped container gets between SIGTERM and SIGKILL: Docker's default, which the
+# harness and the compose file keep. The app's graceful stop must fit in it.
+STOP_TIMEOUT = 10
 RUNBOOK = "incident-response/runbooks/INCIDENT-PLAYBOOK.md"  # its path on the runbooks server (under docs/)
 STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
 CREATE_LIMIT = "100/second"
@@ -232,7 +235,7 @@ class Stack:
 
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
-        self.running[name].stop(timeout=10)
+        self.running[name].stop(timeout=STOP_TIMEOUT)
 
     def resume_service(self, name: str) -> None:
         """Start a stopped service again and wait until it is ready."""

@@ -7,13 +7,10 @@ from flask import Blueprint, current_app, jsonify, redirect, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 from werkzeug.routing import BaseConverter
 
-from . import codes, keys, metrics, targets
+from . import codes, config, keys, metrics, targets
 from .errors import ApiError
 
 bp = Blueprint("links", __name__)
-
-# With 62**7 codes a collision is rare; a handful of tries makes it negligible.
-MAX_CODE_ATTEMPTS = 5
 
 FIELDS = frozenset({"url", "code", "expires_at"})
 
@@ -118,7 +115,7 @@ def _describe(row: dict) -> dict:
     }
 
 
-@retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(MAX_CODE_ATTEMPTS), reraise=True)
+@retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(config.CODE_ATTEMPTS), reraise=True)
 def _store_random(url: str, expires_at: datetime | None, owner_key: str | None) -> dict:
     """Insert the link under a new code, drawing again if the code is taken."""
     code = codes.new_code()
