@@ -199,16 +199,21 @@ def _follow_from_postgres(code: str, cache) -> str:
 
 @bp.get("/api/links/<code>")
 def info(code: str):
-    """Describe a link: its target, times, state and click count."""
+    """Describe a link: its target, times, state and click count; a disabled link is gone (410), described."""
     link = _db().find_link(code) if codes.is_well_formed(code) else None
     if link is None:
         raise ApiError(404, "not_found", "No link has this code.")
-    return jsonify(
+    described = {
         **_describe(link),
-        disabled_at=_timestamp(link["disabled_at"]),
-        status=link["state"],
-        clicks=link["clicks"],
-    )
+        "disabled_at": _timestamp(link["disabled_at"]),
+        "status": link["state"],
+        "clicks": link["clicks"],
+    }
+    if link["state"] == "disabled":
+        # As DELETE promised: gone, until its creator or an admin enables it again.
+        raise ApiError(410, "link_disabled",
+                       f"This link has been disabled; POST /api/links/{code}/enable brings it back.", described)
+    return jsonify(described)
 
 
 @bp.delete("/api/links/<code>")
