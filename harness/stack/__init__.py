@@ -233,6 +233,10 @@ class Stack:
                 if error.status_code not in (404, 409):  # already removed, or being removed, e.g. by `make down`
                     raise
 
+    def signal_service(self, name: str, signal: str) -> None:
+        """Send a signal to one service's main process (HUP: Gunicorn replaces its workers one by one)."""
+        self.running[name].kill(signal=signal)
+
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
         self.running[name].stop(timeout=STOP_TIMEOUT)
