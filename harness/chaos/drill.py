@@ -13,7 +13,7 @@ from typing import Callable
 import requests
 
 from harness import config
-from harness.chaos.traffic import Traffic
+from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
 from harness.report import signals
@@ -61,6 +61,7 @@ class Scenario:
     inject: Callable[[Stack], None]
     restore: Callable[[Stack], None]
     traffic: float = 0  # background creates and redirects during the drill, in multiples of the usual rate
+    traffic_kinds: tuple[str, ...] = KINDS  # what the traffic does in turn
     hold: float = 0.0  # a quiet scenario's fault lasts this long (seconds) before the restore
     pending: tuple[str, ...] = ()  # a quiet scenario's alerts that must go pending, and never fire
     steps: tuple[Step, ...] = ()
@@ -69,6 +70,7 @@ class Scenario:
     inhibited: tuple[str, ...] = ()  # must be seen inhibited while the fault lasts
     silent: tuple[str, ...] = ()  # must never go pending
     collateral: tuple[str, ...] = ()  # may email, once firing and once resolved, after the restore only
+    alongside: tuple[str, ...] = ()  # fired by the same fault on their own windows: may email while it lasts, once each
     error_free: bool = False  # every request answered without a 5xx while the fault lasts
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
@@ -107,7 +109,8 @@ class Drill:
             say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
                 f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
                 f"{record.bound_why}; promise {record.promise_s:.0f} s)")
-        traffic = Traffic(self.stack.url("app"), rate=scenario.traffic).start() if scenario.traffic else None
+        traffic = (Traffic(self.stack.url("app"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
+                   if scenario.traffic else None)
         try:
             if scenario.quiet:
                 self.steady_state(traffic)
@@ -180,7 +183,9 @@ class Drill:
             restored = True
             record.restored_at = _now()
             record.restore_s = round(restored_at - fault_at, 1)
-            if record.email_s is not None:  # no firing email, no resolved one to wait for
+            if record.resolved_promise_s is None:
+                say(f"drill {scenario.name}: {record.alert} promises no resolved email by a time: not waiting for it")
+            elif record.email_s is not None:  # no firing email, no resolved one to wait for
                 self._watch(record, self._watch_resolved(record, fault_at, restored_at, arrivals),
                             deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
                 if record.resolved_email_s is not None:
@@ -224,7 +229,7 @@ class Drill:
                 self._watch(record, lambda deadline: wait_until(
                     f"the {scenario.hold:.0f} s of the fault to pass", observe,
                     done=lambda _: time.monotonic() - fault_at >= scenario.hold, timeout=deadline, interval=POLL),
-                    deadline=scenario.hold + WAIT_MARGIN)
+                    deadline=scenario.hold + POLL + 1)
             restored_at = time.monotonic()
             if traffic:
                 record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
@@ -239,7 +244,7 @@ class Drill:
             self._watch(record, lambda deadline: wait_until(
                 "the longest bound to pass with nothing firing and an empty inbox", observe,
                 done=lambda _: time.monotonic() >= quiet_until, timeout=deadline, interval=POLL),
-                deadline=record.quiet_s + WAIT_MARGIN)
+                deadline=quiet_until - time.monotonic() + POLL + 1)
             if traffic:  # the traffic after the restore must be served too
                 record.traffic_during_fault = {str(k): v for k, v in sorted(
                     traffic.statuses(fault_at, time.monotonic()).items())}
@@ -450,7 +455,7 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound, resolved_promise_s=promise.resolved_s,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
-        collateral=list(scenario.collateral), error_free=scenario.error_free, answered=list(scenario.answered),
+        collateral=list(scenario.collateral), alongside=list(scenario.alongside), error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
     )
 

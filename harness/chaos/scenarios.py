@@ -61,7 +61,7 @@ POSTGRES_DOWN = Scenario(
     traffic=1,
     # The errors it causes are inhibited while it lasts; once Postgres is back, the error
     # rate's 1m window and the budget's windows may still report them for a while.
-    inhibited=("HighErrorRate",),
+    inhibited=("HighErrorRate", "ErrorBudgetBurnFast"),
     answered=("503",),
     recovered=('pg_up{job="postgres"} == 1',),
 )
@@ -89,6 +89,22 @@ HIGH_ERROR_RATE = Scenario(
     traffic=1,
     silent=("PostgresDown", "ServiceDown"),
     collateral=BUDGET_BURN,
+    answered=("5..",),
+)
+
+ERROR_BUDGET_BURN = Scenario(
+    name="error_budget_burn",
+    alert="ErrorBudgetBurnFast",
+    fault="a broken migration rejects every insert while only creates come in: every request fails, the total "
+          "outage the burn windows' formula assumes",
+    inject=reject_writes,
+    restore=accept_writes,
+    traffic=1,
+    traffic_kinds=("create",),
+    # The same errors on its own short window: it emails while the fault lasts.
+    alongside=("HighErrorRate",),
+    collateral=("ErrorBudgetBurnSlow",),
+    silent=("PostgresDown", "ServiceDown"),
     answered=("5..",),
 )
 
@@ -206,6 +222,7 @@ DOUBLE_TRAFFIC = Scenario(
 SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
-    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
+    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, ERROR_BUDGET_BURN,
+                     ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
                      MAILSINK_DOWN, POSTGRES_DOWN)
 }

@@ -32,6 +32,7 @@ class Record:
     inhibition_targets: list[str] = field(default_factory=list)  # what the alert inhibits: never mailed during the fault
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
+    alongside: list[str] = field(default_factory=list)  # may email while the fault lasts (once each)
     error_free: bool = False
     answered: list[str] = field(default_factory=list)
     proof: str = ""  # the fault path's counter, in words
@@ -156,13 +157,16 @@ class Record:
                 broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
             if self.email_s > self.promise_s:
                 broken.append(f"email after {self.email_s:.0f} s: later than the promise {self.promise_s:.0f} s")
+        # A promise without a resolved time (a burn, whose long windows drain for hours) awaits no resolved email.
+        if self.resolved_promise_s is None:
+            return broken
         if self.resolved_email_s is None:
             broken.append("no resolved email arrived")
         else:
             if self.resolved_email_s > self.resolved_bound_s:
                 broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
                               f"later than the bound {self.resolved_bound_s:.0f} s")
-            if self.resolved_promise_s is not None and self.resolved_email_s > self.resolved_promise_s:
+            if self.resolved_email_s > self.resolved_promise_s:
                 broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
                               f"later than the promise {self.resolved_promise_s:.0f} s")
         return broken
@@ -190,7 +194,7 @@ class Record:
                 broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
             elif alert in self.collateral and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
-            elif alert not in self.collateral + self.inhibition_targets:
+            elif alert not in self.collateral + self.inhibition_targets + self.alongside:
                 broken.append(f"unexpected email {message['subject']!r}")
         for (alert, status), count in sent.items():
             if count > 1:
