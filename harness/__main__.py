@@ -230,8 +230,8 @@ def redraw(args) -> int:
 
 
 def write_compose(_args) -> int:
-    """Write docker-compose.yml from the stack definition (commit it: a unit test checks it is current)."""
-    print(f"wrote {compose.write()}")
+    """Write docker-compose.yml and docker-compose.ha.yml from the stack definition (commit them: a unit test checks they are current)."""
+    print("wrote " + ", ".join(str(path) for path in compose.write()))
     return 0
 
 
