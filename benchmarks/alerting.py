@@ -9,7 +9,7 @@ With both profiles, each single-stack scenario also runs on the HA profile's sta
 
     python -m benchmarks.alerting [--repeat 3] [--parallel 4] [--profile both] [--scenario service_down ...]
 
-Writes benchmarks/results/alerting.json, alerting.md and alerting.png.
+Writes benchmarks/results/alerting.json, alerting.md and alerting.png (--name another: another.*).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def ha_vs_single(rows: list[dict]) -> list[dict]:
     return pairs
 
 
-def markdown(summary: dict) -> str:
+def markdown(summary: dict, name: str = "alerting") -> str:
     """The summary as a short markdown page."""
     whole = summary["set"]
     lines = [
@@ -131,7 +131,7 @@ def markdown(summary: dict) -> str:
         f"({whole['one_after_other_to_floors']:.2f}x the floors, stacks' start aside); "
         f"{summary['parallel']} side by side, {whole['side_by_side_s']:.0f} s "
         f"({whole['side_by_side_to_floors']:.2f}x; {whole['speed_up']:.2f}x faster).", "",
-        "![time-to-email per run against floor and bound](alerting.png)", "",
+        f"![time-to-email per run against floor and bound]({name}.png)", "",
     ]
     if summary.get("ha_vs_single"):
         lines += ["## HA profile against the single stack", "",
@@ -179,16 +179,19 @@ def main() -> int:
                         help="the stacks to run each scenario on (default: %(default)s, HA against single in one run)")
     parser.add_argument("--scenario", action="append", metavar="NAME",
                         help="only this scenario (repeatable; default: all)")
+    parser.add_argument("--name", default="alerting",
+                        help="the results' file names under benchmarks/results/ (default: %(default)s)")
     args = parser.parse_args()
     wall_s, status = run_drills(args.repeat, args.parallel, args.profile, args.scenario)
     drills = json.loads((report.LATEST / "report.json").read_text())["scenarios"]
     summary = summarise(drills, wall_s, args.repeat, args.parallel, args.profile)
+    summary["command"] = " ".join(["python -m benchmarks.alerting", *sys.argv[1:]])  # as run, scenarios named
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "alerting.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (RESULTS / "alerting.md").write_text(markdown(summary))
-    plot(summary, RESULTS / "alerting.png")
-    print(markdown(summary))
-    print(f"written to {RESULTS}/alerting.json, alerting.md and alerting.png")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{args.name}.md").write_text(markdown(summary, args.name))
+    plot(summary, RESULTS / f"{args.name}.png")
+    print(markdown(summary, args.name))
+    print(f"written to {RESULTS}/{args.name}.json, {args.name}.md and {args.name}.png")
     return status
 
 

@@ -153,7 +153,8 @@ def _plan(scenario: Scenario, attached: bool) -> list[str]:
     record = expectation(scenario)
     if record.mismatch:
         return [f"{scenario.name}: cannot run: {record.mismatch}"]
-    start = ("use the running `make up` stack" if attached else "start a fresh stack on free ports")
+    start = ("use the running `make up` stack" if attached else "start a fresh stack on free ports"
+             + (" in the HA profile (2 Prometheus replicas, a 3-peer Alertmanager cluster)" if scenario.ha else ""))
     if not record.mailed:
         lines = [start, f"expect {record.alert} firing in Prometheus and active at its receiver between "
                         f"{record.floor_s:.0f} s and {min(record.bound_s, record.promise_s):.0f} s after the stack "
@@ -164,8 +165,11 @@ def _plan(scenario: Scenario, attached: bool) -> list[str]:
             "wait for the steady state: every target up, the Watchdog firing and active in Alertmanager, "
             "no other alert; then empty the inbox",
             f"inject: {scenario.fault}",
-            *(f"when {scenario.alert} is {step.when}: {step.what}" for step in scenario.steps),
-            f"expect {scenario.alert} ({record.severity}) to email {record.recipient} between {record.floor_s:.0f} s "
+            *(f"{'once its email came' if step.when == 'email' else f'when {scenario.alert} is {step.when}'}: "
+              f"{step.what}" for step in scenario.steps),
+            f"expect {scenario.alert} ({record.severity}) to email {record.recipient} "
+            + ("at least once (duplicates counted and reported) " if scenario.delivery == "at-least-once" else "")
+            + f"between {record.floor_s:.0f} s "
             f"and {min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s, "
             f"promise {record.promise_s:.0f} s)",
             *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
