@@ -135,8 +135,8 @@ def markdown(summary: dict, name: str = "alerting") -> str:
     ]
     if summary.get("ha_vs_single"):
         lines += ["## HA profile against the single stack", "",
-                  "Median time-to-email of the same scenario on each profile, in the same run (HA: two Prometheus "
-                  "replicas, a 3-peer Alertmanager cluster).", "",
+                  ("Median time-to-email of the same scenario on each profile, in the same run (HA: two Prometheus "
+                   "replicas, a 3-peer Alertmanager cluster)."), "",
                   "| scenario | single s | HA s | HA added s | bound single / HA s |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {pair['scenario']} | {pair['single_s']:.1f} | {pair['ha_s']:.1f} | {pair['ha_added_s']:+.1f} | "
                   f"{pair['single_bound_s']:.0f} / {pair['ha_bound_s']:.0f} |" for pair in summary["ha_vs_single"]]

@@ -2,7 +2,9 @@
 
 The core services are what the tests start; `make up` adds the demo services (Grafana,
 Loki, Promtail, Jaeger) when the image set can provide them, and `python -m harness
-compose` writes docker-compose.yml from the same functions.
+compose` writes docker-compose.yml from the same functions. The HA profile (`Stack(ha=True)`,
+`make up HA=1`, docker-compose.ha.yml) runs the services that declare Replicas as several
+instances: Prometheus as two replicas, Alertmanager as a 3-peer gossip cluster.
 """
 
 from __future__ import annotations
