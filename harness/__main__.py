@@ -127,7 +127,11 @@ def down(args) -> int:
     containers = _containers(args.stack)
     ports = {port for container in containers for port in json.loads(container.labels.get(PORTS_LABEL, "{}")).values()}
     for container in containers:
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError as error:
+            if error.status_code not in (404, 409):  # gone, or going: the `up` process removes its own as it ends
+                raise
     print(f"removed {len(containers)} containers of stack {args.stack!r}; waiting for their {len(ports)} ports to be free")
     try:
         waiting.wait_until(f"the ports of stack {args.stack!r} to be free", lambda: sorted(p for p in ports if not port_free(p)),
