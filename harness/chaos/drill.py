@@ -30,7 +30,7 @@ FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed
 
 @dataclass(frozen=True)
 class Step:
-    """Something a scenario does once the alert reaches a state (pending, firing or active)."""
+    """Something a scenario does once the alert reaches a state (pending, firing or active) or its email came (email)."""
 
     when: str
     what: str
@@ -75,6 +75,12 @@ class Scenario:
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
     proof: Proof | None = None
+    # The HA profile: the drill runs on a stack of Prometheus replicas and an Alertmanager cluster.
+    ha: bool = False
+    # What the scenario promises of the emails: "exactly-once" (a duplicate is a failure) or
+    # "at-least-once" (duplicates are counted and reported; a missing email still fails).
+    delivery: str = "exactly-once"
+    resolved_extra_delay: float = 0.0  # seconds the fault delays the resolved email by design (bound and promise)
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -91,8 +97,9 @@ class Drill:
 
     def __init__(self, stack: Stack):
         self.stack = stack
-        self.prometheus = Prometheus(stack.url("prometheus"))
-        self.alertmanager = Alertmanager(stack.url("alertmanager"))
+        # Every replica and peer: when one is the fault, the others answer.
+        self.prometheus = Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus")))
+        self.alertmanager = Alertmanager(*(stack.url(peer) for peer in stack.instances_of("alertmanager")))
         self.inbox = stack.inbox
 
     def run(self, scenario: Scenario, run: int = 1) -> Record:
@@ -126,7 +133,8 @@ class Drill:
                 record.traffic_failures = list(traffic.failures)
             record.duration_s = round(time.monotonic() - began, 1)
         record.verdict = "fail" if record.violations() else "pass"
-        say(f"drill {scenario.name}: {record.verdict}" + "".join(f"\n  - {v}" for v in record.violations()))
+        held = f" ({record.delivered})" if scenario.ha else ""
+        say(f"drill {scenario.name}: {record.verdict}{held}" + "".join(f"\n  - {v}" for v in record.violations()))
         return record
 
     def steady_state(self, traffic: Traffic | None) -> None:
@@ -330,7 +338,8 @@ class Drill:
                 else:
                     held = _unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
                     record.inhibited_by = sorted(held or record.inhibited_by)
-            reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s}
+            reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s,
+                       "email": record.email_s}
             while steps and reached[steps[0].when] is not None:
                 step = steps.pop(0)
                 say(f"drill {record.scenario}: {step.when} after {reached[step.when]} s: {step.what}")
@@ -343,6 +352,8 @@ class Drill:
         def watch(deadline: float) -> None:
             wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault})", observe,
                        done=lambda _: record.email_s is not None, timeout=deadline, interval=POLL)
+            if any(step.when == "email" for step in steps):
+                observe()  # once more: the steps that wait for the email
             say(f"drill {record.scenario}: pending {record.pending_s} s, firing {record.firing_s} s, "
                 f"active {record.active_s} s, email {record.email_s} s after the fault (bound {record.bound_s:.0f} s)")
 
@@ -452,11 +463,13 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
     return Record(
         scenario=scenario.name, run=run, alert=spec.name, severity=promise.severity, recipient=promise.recipient,
         fault=scenario.fault, promise_s=promise.firing_s + scenario.extra_delay, floor_s=spec.for_s,
-        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound, resolved_promise_s=promise.resolved_s,
+        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound + scenario.resolved_extra_delay,
+        resolved_promise_s=None if promise.resolved_s is None else promise.resolved_s + scenario.resolved_extra_delay,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
         collateral=list(scenario.collateral), alongside=list(scenario.alongside), error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
+        profile="ha" if scenario.ha else "single", delivery=scenario.delivery,
     )
 
 
@@ -483,7 +496,7 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
     """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
     name = scenario.name if run == 1 else f"{scenario.name}-{run}"
     threading.current_thread().name = name  # progress lines of drills side by side carry it
-    stack = running or Stack()
+    stack = running or Stack(ha=scenario.ha)
     try:
         with stack:  # the drill restores its fault before the stack goes
             record = Drill(stack).run(scenario, run)

@@ -70,6 +70,8 @@ class Record:
     pending_seen: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen
     fired: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen firing
     verdict: str = "not run"
+    profile: str = "single"  # the stack it ran on: "single", or "ha" (Prometheus replicas, an Alertmanager cluster)
+    delivery: str = "exactly-once"  # the promise: "exactly-once", or "at-least-once" (duplicates counted, not failed)
 
     @property
     def name(self) -> str:
@@ -91,6 +93,26 @@ class Record:
     def quiet(self) -> bool:
         """Whether this drill's verdict is silence."""
         return self.quiet_s is not None
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        """How many emails of the alert each status got beyond the first ("firing": 1 is one duplicate)."""
+        counts: dict[str, int] = {}
+        for message in self.emails:
+            match = _SUBJECT.match(message["subject"])
+            if match and match["alert"] == self.alert:
+                counts[match["status"]] = counts.get(match["status"], 0) + 1
+        return {status: count - 1 for status, count in counts.items() if count > 1}
+
+    @property
+    def delivered(self) -> str:
+        """Which delivery promise the alert's emails kept, in words: exactly-once, at-least-once (with its duplicates)."""
+        if self.email_s is None or self.resolved_email_s is None:
+            return "neither exactly-once nor at-least-once: an email is missing"
+        if not self.duplicates:
+            return "exactly-once held"
+        extra = ", ".join(f"{count} duplicate {status}" for status, count in sorted(self.duplicates.items()))
+        return f"at-least-once held, exactly-once did not: {extra}"
 
     @property
     def mailed(self) -> bool:
@@ -197,7 +219,8 @@ class Record:
             elif alert not in self.collateral + self.inhibition_targets + self.alongside:
                 broken.append(f"unexpected email {message['subject']!r}")
         for (alert, status), count in sent.items():
-            if count > 1:
+            # An at-least-once promise counts the alert's own duplicates (see delivered), it does not fail on them.
+            if count > 1 and not (alert == self.alert and self.delivery == "at-least-once"):
                 broken.append(f"{count} {alert} {status} emails: duplicates")
         return broken
 
