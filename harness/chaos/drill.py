@@ -32,7 +32,7 @@ FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed
 class Step:
     """Something a scenario does once the alert reaches a state (pending, firing or active) or its email came (email)."""
 
-    when: str
+    when: str  # "pending", "firing", "active", "email", or "resolved" (after the resolved email, or the drill's end)
     what: str
     action: Callable[[Stack], None]
 
@@ -202,6 +202,10 @@ class Drill:
             if not restored:
                 say(f"drill {scenario.name}: restore (after a failure)")
                 scenario.restore(self.stack)
+            for step in scenario.steps:
+                if step.when == "resolved":  # after the resolved email, or at the end whatever happened
+                    say(f"drill {record.scenario}: resolved: {step.what}")
+                    step.action(self.stack)
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
@@ -323,7 +327,7 @@ class Drill:
         return states
 
     def _watch_firing(self, scenario: Scenario, record: Record, fault_at: float, arrivals: dict[int, float]):
-        steps = list(scenario.steps)
+        steps = [step for step in scenario.steps if step.when != "resolved"]  # those come after the resolved email
 
         def observe():
             elapsed = round(time.monotonic() - fault_at, 1)
