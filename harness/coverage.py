@@ -4,7 +4,7 @@ The parts are read from the committed files (every alert rule, route, inhibition
 and email template); what a drill exercises from the scenarios as data (the alert it causes, the
 alerts it must see inhibited), followed through the same configuration (the route its labels take,
 that route's receiver, the templates the receiver mails with); what the tools exercise from their
-test files (alerts_test.yml for promtool, alertmanager_test.yml for amtool and a live Alertmanager)
+test files (alerts_test.yml and slo_test.yml for promtool, alertmanager_test.yml for amtool and a live Alertmanager)
 and the email templates that tests/unit/test_alert_emails.py renders. A chaos run's report.json
 adds what each drill really saw.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import config
-from harness.config import checks
+from harness.config import promises
 
 # What a drill can show of a part. Only these count as exercised: a scenario's silent alerts
 # (never pending) and collateral ones (may mail after the restore) are shown, not counted.
@@ -153,8 +153,8 @@ def seen_facts(record: dict) -> dict[tuple[str, str], list[str]]:
 
 
 def promtool_tests() -> dict[str, list[str]]:
-    """The promtool rule tests that make each alert fire (alerts_test.yml), by alert."""
-    tests = config.load(config.PROMETHEUS_DIR / "alerts_test.yml")["tests"]
+    """The promtool rule tests that make each alert fire (alerts_test.yml, slo_test.yml), by alert."""
+    tests = [test for path in sorted(config.PROMETHEUS_DIR.glob(config.RULE_TESTS_GLOB)) for test in config.load(path)["tests"]]
     found: dict[str, list[str]] = {}
     for test in tests:
         for case in test.get("alert_rule_test", []):
@@ -185,8 +185,14 @@ def tool_facts() -> dict[tuple[str, str], list[str]]:
             for number, rule in enumerate(rules):
                 if any(config.inhibits(rule, source["labels"], target) for source in case["alerts"]):
                     add(("inhibition", _inhibition_name(number)), f"live Alertmanager: {case['name']}")
-    for template in {f"shortener.{part}" for part, _ in checks.EMAIL_PARTS}:
-        add(("template", template), "amtool template render of every mailed alert's emails")
+    rendered: dict[str, list[str]] = {}  # receiver -> the alerts whose emails test_alert_emails renders as it writes them
+    for alert in promises.alerts():
+        if promises.promise(alert).recipient:
+            rendered.setdefault(_receiver_of(config.alert_labels(alert)), []).append(alert)
+    for receiver, alerts in rendered.items():
+        test = f"amtool template render of the emails of {', '.join(alerts)}"
+        for key in [("receiver", receiver)] + [("template", template) for template in _templates_of(receiver)]:
+            add(key, test)
     return found
 
 
@@ -194,7 +200,6 @@ def matrix(scenarios: dict | None = None, report: dict | None = None) -> list[Pa
     """Every part and what exercises it: the scenarios' design, the tools' tests, and what a run's report saw."""
     if scenarios is None:
         from harness.chaos.scenarios import SCENARIOS as scenarios  # the drill runner imports the stack
-    from harness.config import promises
 
     found = parts()
 

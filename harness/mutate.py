@@ -238,8 +238,11 @@ def _prometheus_mutants() -> list[Mutant]:
             reading = [("alert rule", name) for name in config.alert_names() if config.alert_labels(name).get("job") == job]
             found.append(_change("job name", f"scrape job {job} renamed {job}-renamed", PROMETHEUS, lines, number,
                                  line.replace(f"job_name: {job}", f"job_name: {job}-renamed"), reading or every))
-            found.append(_change("scrape interval", f"scrape job {job} scraped every 1m", PROMETHEUS, lines, number,
-                                 f"{line}\n{m[1]}  scrape_interval: 1m", reading or every))
+            mutant = _change("scrape interval", f"scrape job {job} scraped every 1m", PROMETHEUS, lines, number,
+                             f"{line}\n{m[1]}  scrape_interval: 1m", reading)
+            if not reading:
+                mutant.equivalent = f"no alert rule reads job {job}: its scrape interval enters no bound and no alert"
+            found.append(mutant)
     return found
 
 

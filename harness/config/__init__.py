@@ -17,6 +17,8 @@ PROMETHEUS_DIR = ROOT / "observability" / "prometheus"
 ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
 GRAFANA_DIR = ROOT / "observability" / "grafana"
 LOKI_DIR = ROOT / "observability" / "loki"
+# The rules' promtool tests (simulated time) beside them.
+RULE_TESTS_GLOB = "*_test.yml"
 # The routes and inhibitions as tested (amtool and a live Alertmanager), beside the configuration.
 ALERTMANAGER_TESTS = ALERTMANAGER_DIR / "alertmanager_test.yml"
 

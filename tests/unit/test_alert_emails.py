@@ -1,5 +1,6 @@
 """Every alert's emails, rendered by the committed templates with the image's amtool, pass the drills' own judge of an email."""
 
+import html
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,3 +42,19 @@ def test_what_on_call_reads_passes_the_drills_judge(rendered, alert, status):
     message = {**email, "recipients": [promise.recipient], "envelope": [promise.recipient]}
     assert email["subject"] == f"{promise.severity.upper()}: {alert} {status} (1)"
     assert email_violations(message, alert, promise.severity, promise.recipient, config.runbook_anchor(alert)) == []
+
+
+@pytest.mark.parametrize("status", ["firing", "resolved"])
+@pytest.mark.parametrize("alert", MAILED)
+def test_both_parts_carry_the_alert_its_description_times_and_labels(rendered, alert, status):
+    """What the judge of a drill does not read, a person does: each part names the alert, says what tripped it and when."""
+    notification = _notification(alert, status)
+    sent = notification["alerts"][0]
+    wanted = [f"[{status.upper()}] {alert} ({sent['labels']['severity']})", sent["annotations"]["description"],
+              f"{STARTED:%Y-%m-%d %H:%M:%S} UTC", *(f"{name}={value}" for name, value in sent["labels"].items())]
+    if status == "resolved":
+        wanted.append(f"{datetime.fromisoformat(sent['endsAt']):%Y-%m-%d %H:%M:%S} UTC")
+    email = rendered[f"{alert}-{status}"]
+    for part, text in (("text", email["text"]), ("HTML", html.unescape(email["html"]))):
+        missing = [words for words in wanted if words not in text]
+        assert not missing, f"the {part} part of {alert}'s {status} email lacks {missing}:\n{text}"
