@@ -16,7 +16,6 @@ import jinja2
 
 from harness import config, coverage
 from harness.chaos.verdict import Record
-from harness.report import timeline
 
 REPORT_DIR = config.ROOT / "reports" / "chaos"
 LATEST = REPORT_DIR / "latest"  # the newest run's folder
@@ -116,6 +115,8 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
 
 def render(path: Path) -> Path:
     """Turn a report.json into index.html and its timelines beside it, readable offline; return the page."""
+    from harness.report import timeline  # matplotlib takes seconds to import: only drawing needs it
+
     document = json.loads(path.read_text())
     for drill in document["scenarios"]:
         timeline.draw(drill, path.parent / f"{drill['name']}.png")
