@@ -109,6 +109,13 @@ _NEGATED = {"=": "!=", "!=": "=", "=~": "!~", "!~": "=~"}
 _SEVERITY = {"critical": "warning", "warning": "critical", "none": "warning"}
 
 
+# Why > and >= cannot be told apart on a burn-rate threshold (a multiple of the error budget).
+ON_A_BURN_THRESHOLD = (
+    "a window's error ratio is a quotient of two extrapolated rates and carries float noise (an error share of "
+    "exactly 1 % computes as 0.009999999999999998 in promtool), so no input holds it exactly on the threshold: "
+    "only the boundary differs, and no series reaches it")
+
+
 def _blocks(lines: list[str]) -> list[tuple[str, str, int, int]]:
     """Each rule group and rule of a rules file: (kind, name, first line, last line), 1-based."""
     starts = [(n + 1, m[1], m[2]) for n, line in enumerate(lines) if (m := _BLOCK.match(line))]
@@ -208,8 +215,11 @@ def _rule_mutants() -> list[Mutant]:
                 found.append(_change("comparison", f"{name}: {op} {value} -> {_INVERSE[op]} {value}", RULES, lines,
                                      number, edit(f"{_INVERSE[op]}{space}{value}"), concerns))
                 if op in (">", "<") and float(value) != 0:
-                    found.append(_change("comparison", f"{name}: {op} {value} -> {op}= {value} (the boundary)", RULES,
-                                         lines, number, edit(f"{op}={space}{value}"), concerns))
+                    boundary = _change("comparison", f"{name}: {op} {value} -> {op}= {value} (the boundary)", RULES,
+                                       lines, number, edit(f"{op}={space}{value}"), concerns)
+                    if re.match(r"\s*\*", line[match.end():]):
+                        boundary.equivalent = ON_A_BURN_THRESHOLD
+                    found.append(boundary)
         found += _matcher_mutants(lines, numbers, name, concerns, RULES)
         for number in range(start, end + 1):
             line = lines[number - 1]

@@ -77,7 +77,8 @@ scenarios' drills exercise by design, what this run's drills saw, and the promto
 (<code>python -m harness coverage</code> prints the same).</p>
 <table class="parts">
 <tr>{% for title in coverage_titles %}<th>{{ title }}</th>{% endfor %}</tr>
-{% for row in coverage %}<tr>{% for cell in row %}<td{% if cell == "nothing" %} class="nothing"{% endif %}>{{ cell }}</td>
+{% for row in coverage %}<tr>{% for cell in row %}<td{% if cell == "nothing" %} class="nothing"{% endif %}>
+{%- for line in cell.split("; ") %}{{ line }}{% if not loop.last %}<br>{% endif %}{% endfor %}</td>
 {%- endfor %}</tr>
 {% endfor %}</table>{% endif %}
 {% if mutation %}<h2 id="mutation">Mutation score</h2>
