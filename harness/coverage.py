@@ -4,7 +4,7 @@ The parts are read from the committed files (every alert rule, route, inhibition
 and email template); what a drill exercises from the scenarios as data (the alert it causes, the
 alerts it must see inhibited), followed through the same configuration (the route its labels take,
 that route's receiver, the templates the receiver mails with); what the tools exercise from their
-test files (alerts_test.yml and slo_test.yml for promtool, alertmanager_test.yml for amtool and a live Alertmanager)
+test files (the *_test.yml beside the rules for promtool, alertmanager_test.yml for amtool and a live Alertmanager)
 and the email templates that tests/unit/test_alert_emails.py renders. A chaos run's report.json
 adds what each drill really saw.
 """
@@ -153,7 +153,7 @@ def seen_facts(record: dict) -> dict[tuple[str, str], list[str]]:
 
 
 def promtool_tests() -> dict[str, list[str]]:
-    """The promtool rule tests that make each alert fire (alerts_test.yml, slo_test.yml), by alert."""
+    """The promtool rule tests that make each alert fire (every *_test.yml beside the rules), by alert."""
     tests = [test for path in sorted(config.PROMETHEUS_DIR.glob(config.RULE_TESTS_GLOB)) for test in config.load(path)["tests"]]
     found: dict[str, list[str]] = {}
     for test in tests:

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -417,15 +417,24 @@ def _checks(mutant: Mutant) -> tuple[tuple[str, ...], ...]:
     return next(stages for prefix, stages in FAST_CHECKS.items() if mutant.path.startswith(prefix))
 
 
-def _pytest(root: Path, targets: tuple[str, ...], timeout: float) -> tuple[bool, str]:
-    """Run pytest in the copy; whether it passed, and its first failure when it did not."""
-    run = subprocess.run([PYTHON, "-m", "pytest", *targets, "-x", "-q", "-p", "no:cacheprovider", "--no-header"],
-                         cwd=root, capture_output=True, text=True, timeout=timeout,
-                         env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"})
-    if run.returncode == 0:
+def _pytest(root: Path, targets: tuple[str, ...], say=None) -> tuple[bool, str]:
+    """Run pytest in the copy; whether it passed, and its first failure when it did not.
+
+    With say, every line it prints is passed on as it comes (a drill's progress, minutes long).
+    """
+    command = [PYTHON, "-m", "pytest", *targets, "-x", "-q", "-p", "no:cacheprovider", "--no-header"]
+    with subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=os.environ | {"PYTHONDONTWRITEBYTECODE": "1"}) as process:
+        output = []
+        for line in process.stdout:
+            output.append(line)
+            if say and line.strip():
+                say(f"  {line.rstrip()}")
+    if process.returncode == 0:
         return True, ""
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", run.stdout, re.M)
-    return False, failed[0] if failed else (run.stdout + run.stderr).strip().splitlines()[-1]
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", "".join(output), re.M)
+    why = [line[1:].strip() for line in output if line.startswith("E ")][:3]  # what the assertion said
+    return False, (failed[0] if failed else output[-1].strip()) + (f": {' / '.join(why)}" if why else "")
 
 
 def live_scenario(mutant: Mutant, parts: list[coverage.Part]) -> str | None:
@@ -439,7 +448,7 @@ def live_scenario(mutant: Mutant, parts: list[coverage.Part]) -> str | None:
     return None
 
 
-def check(mutant: Mutant, root: Path, live: str | None = None, every: bool = False) -> Mutant:
+def check(mutant: Mutant, root: Path, live: str | None = None, every: bool = False, say=print) -> Mutant:
     """Apply the mutant to the copy at root, run its fast checks, then undo it.
 
     With a live scenario, its drill runs too when the fast checks let the mutant live (or always, with every).
@@ -448,14 +457,15 @@ def check(mutant: Mutant, root: Path, live: str | None = None, every: bool = Fal
     before = mutant.apply(root)
     try:
         for stage in _checks(mutant):
-            passed, failure = _pytest(root, stage, timeout=600)
+            passed, failure = _pytest(root, stage)
             if not passed:
                 mutant.verdict, mutant.killed_by = "killed", failure
                 break
         else:
             mutant.verdict = "survived"
         if live and (mutant.verdict == "survived" or every):
-            passed, failure = _pytest(root, ("tests/chaos/test_drills.py", "-k", live, "--drills-at-once", "1"), 1800)
+            say(f"mutant {mutant.where} {mutant.mistake}: drilling {live} on it")
+            passed, failure = _pytest(root, ("tests/chaos/test_drills.py", "-k", live, "--drills-at-once", "1"), say)
             mutant.live = f"drill {live}: " + ("passed" if passed else f"failed ({failure})")
             if not passed:
                 mutant.verdict, mutant.killed_by = "killed", mutant.killed_by or f"drill {live}"
@@ -485,7 +495,7 @@ def run(mutants: list[Mutant], workers: int, live: str = "", say=print) -> list[
             with lock:
                 root = free.pop()
             try:
-                return check(mutant, root, live_scenario(mutant, parts) if live else None, every=live == "all")
+                return check(mutant, root, live_scenario(mutant, parts) if live else None, live == "all", say)
             finally:
                 with lock:
                     free.append(root)

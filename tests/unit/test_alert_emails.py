@@ -46,15 +46,24 @@ def test_what_on_call_reads_passes_the_drills_judge(rendered, alert, status):
 
 @pytest.mark.parametrize("status", ["firing", "resolved"])
 @pytest.mark.parametrize("alert", MAILED)
-def test_both_parts_carry_the_alert_its_description_times_and_labels(rendered, alert, status):
-    """What the judge of a drill does not read, a person does: each part names the alert, says what tripped it and when."""
-    notification = _notification(alert, status)
-    sent = notification["alerts"][0]
-    wanted = [f"[{status.upper()}] {alert} ({sent['labels']['severity']})", sent["annotations"]["description"],
-              f"{STARTED:%Y-%m-%d %H:%M:%S} UTC", *(f"{name}={value}" for name, value in sent["labels"].items())]
+def test_both_parts_carry_every_field_under_its_own_heading(rendered, alert, status):
+    """What the judge of a drill does not read, a person does: the alert, what tripped it, when, its links and labels."""
+    sent = _notification(alert, status)["alerts"][0]
+    labels, notes = sent["labels"], sent["annotations"]
+    title = f"[{status.upper()}] {alert} ({labels['severity']})"
+    started, ended = (f"{datetime.fromisoformat(sent[key]):%Y-%m-%d %H:%M:%S} UTC" for key in ("startsAt", "endsAt"))
+    pairs = "".join(f" {name}={value}" for name, value in sorted(labels.items()))
+    text = [title, f"Summary:     {notes['summary']}", f"Description: {notes['description']}", f"Started:     {started}",
+            f"Runbook:     {notes['runbook_url']}", f"Dashboard:   {notes['dashboard_url']}", f"Labels:{pairs}"]
+    page = [f"<h2>{title}</h2>", f"<b>Summary:</b> {notes['summary']}</p>",
+            f"<b>Description:</b> {notes['description']}</p>", f"<b>Started:</b> {started}",
+            *(f'<b>{name}:</b> <a href="{notes[key]}">{notes[key]}</a>'
+              for name, key in (("Runbook", "runbook_url"), ("Dashboard", "dashboard_url"))),
+            f"<b>Labels:</b>{pairs}</p>"]
     if status == "resolved":
-        wanted.append(f"{datetime.fromisoformat(sent['endsAt']):%Y-%m-%d %H:%M:%S} UTC")
+        text.append(f"Resolved:    {ended}")
+        page.append(f"<b>Resolved:</b> {ended}")
     email = rendered[f"{alert}-{status}"]
-    for part, text in (("text", email["text"]), ("HTML", html.unescape(email["html"]))):
-        missing = [words for words in wanted if words not in text]
-        assert not missing, f"the {part} part of {alert}'s {status} email lacks {missing}:\n{text}"
+    for part, wanted, body in (("text", text, email["text"]), ("HTML", page, html.unescape(email["html"]))):
+        missing = [line for line in wanted if line not in body]
+        assert not missing, f"the {part} part of {alert}'s {status} email lacks {missing}:\n{body}"

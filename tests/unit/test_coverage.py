@@ -30,7 +30,7 @@ def test_a_rule_that_no_drill_and_no_promtool_test_fires_is_exercised_by_nothing
                                         "labels": {"severity": "warning", "system": "shortener"}})
     (copy / "alerts.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
     missing = coverage.unexercised(coverage.matrix())
-    assert [(p.kind, p.name) for p in missing] == [("alert rule", "Untested")]
+    assert ("alert rule", "Untested") in [(p.kind, p.name) for p in missing]
 
 
 def test_a_route_that_no_drill_and_no_amtool_case_takes_is_exercised_by_nothing(tmp_path, monkeypatch):
@@ -39,7 +39,7 @@ def test_a_route_that_no_drill_and_no_amtool_case_takes_is_exercised_by_nothing(
     settings["route"]["routes"].insert(0, {"receiver": "team-email", "matchers": ['team="payments"']})
     (copy / "alertmanager.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
     missing = coverage.unexercised(coverage.matrix())
-    assert [(p.kind, p.name) for p in missing] == [("route", 'team="payments" -> team-email')]
+    assert ("route", 'team="payments" -> team-email') in [(p.kind, p.name) for p in missing]
 
 
 def test_a_drill_that_saw_no_email_shows_the_alert_fired_but_not_delivered():
