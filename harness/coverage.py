@@ -154,7 +154,7 @@ def seen_facts(record: dict) -> dict[tuple[str, str], list[str]]:
 
 def promtool_tests() -> dict[str, list[str]]:
     """The promtool rule tests that make each alert fire (every *_test.yml beside the rules), by alert."""
-    tests = [test for path in sorted(config.PROMETHEUS_DIR.glob(config.RULE_TESTS_GLOB)) for test in config.load(path)["tests"]]
+    tests = [test for path in config.rule_tests() for test in config.load(path)["tests"]]
     found: dict[str, list[str]] = {}
     for test in tests:
         for case in test.get("alert_rule_test", []):

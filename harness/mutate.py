@@ -39,7 +39,8 @@ ALERTMANAGER = config.ALERTMANAGER_DIR / "alertmanager.yml"
 TEMPLATES = config.ALERTMANAGER_DIR / "templates"
 
 # The fast checks of a mutated file, cheapest first; the first that fails kills the mutant. The
-# promtool rule tests run in simulated time over days of samples (about 10 s): last.
+# promtool rule tests run in simulated time over hours and days of samples (seconds each): last,
+# and only the test files that name what the mutant changes (all of them when none does).
 PROMTOOL_RULE_TESTS = "tests/unit/test_alerting_config.py::test_rule_unit_tests_pass_in_simulated_time"
 CONFIG_TESTS = ("tests/unit/test_alerting_config.py", "tests/unit/test_coverage.py", "tests/unit/test_alert_emails.py")
 FAST_CHECKS = {
@@ -197,7 +198,8 @@ def _rule_mutants() -> list[Mutant]:
             continue
         numbers = _expr_lines(lines, start, end)
         if kind == "record":
-            found += _matcher_mutants(lines, numbers, f"recording rule {name}", _alerts_reading(name), RULES)
+            concerns = [("recording rule", name), *_alerts_reading(name)]
+            found += _matcher_mutants(lines, numbers, f"recording rule {name}", concerns, RULES)
             continue
         concerns = [("alert rule", name)]
         for number in numbers:
@@ -413,8 +415,13 @@ def _copy(destination: Path) -> Path:
     return destination
 
 
-def _checks(mutant: Mutant) -> tuple[tuple[str, ...], ...]:
-    return next(stages for prefix, stages in FAST_CHECKS.items() if mutant.path.startswith(prefix))
+def _checks(mutant: Mutant) -> list[tuple[str, ...]]:
+    """The pytest stages of a mutant, the promtool rule tests narrowed to the files that name what it changes."""
+    stages = next(stages for prefix, stages in FAST_CHECKS.items() if mutant.path.startswith(prefix))
+    files = config.rule_tests()
+    named = [path.name for path in files if any(name in path.read_text() for _, name in mutant.concerns)]
+    narrowed = tuple(f"{PROMTOOL_RULE_TESTS}[{name}]" for name in named or [path.name for path in files])
+    return [narrowed if stage == (PROMTOOL_RULE_TESTS,) else stage for stage in stages]
 
 
 def _pytest(root: Path, targets: tuple[str, ...], say=None) -> tuple[bool, str]:
@@ -433,7 +440,7 @@ def _pytest(root: Path, targets: tuple[str, ...], say=None) -> tuple[bool, str]:
     if process.returncode == 0:
         return True, ""
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", "".join(output), re.M)
-    why = [line[1:].strip() for line in output if line.startswith("E ")][:3]  # what the assertion said
+    why = [line[1:].strip() for line in output if line.startswith("E ") and line[1:].strip()][:3]  # what it said
     return False, (failed[0] if failed else output[-1].strip()) + (f": {' / '.join(why)}" if why else "")
 
 

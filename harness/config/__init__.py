@@ -205,6 +205,11 @@ def rule_groups() -> list[dict]:
             for group in load(path)["groups"]]
 
 
+def rule_tests() -> list[Path]:
+    """The promtool rule test files beside the rules."""
+    return sorted(PROMETHEUS_DIR.glob(RULE_TESTS_GLOB))
+
+
 def alert_names() -> list[str]:
     """The name of every alerting rule, in file order."""
     return [rule["alert"] for rule in rules() if "alert" in rule]
