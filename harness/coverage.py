@@ -19,9 +19,10 @@ from harness import config
 from harness.config import promises
 
 # What a drill can show of a part. Only these count as exercised: a scenario's silent alerts
-# (never pending) and collateral ones (may mail after the restore) are shown, not counted.
+# (never pending), collateral ones (may mail after the restore) and a quiet scenario's alerts that
+# go pending without firing are shown, not counted.
 FIRED, ROUTED, INHIBITED, DELIVERED, RESOLVED = "fired", "routed", "inhibited", "delivered", "resolved"
-KEPT_SILENT, MAY_FIRE = "kept silent", "may fire after the restore"
+KEPT_SILENT, MAY_FIRE, WENT_PENDING = "kept silent", "may fire after the restore", "pending, never fired"
 COUNTS = (FIRED, ROUTED, INHIBITED, DELIVERED, RESOLVED)
 
 KINDS = ("alert rule", "route", "inhibition", "receiver", "template")
@@ -117,14 +118,21 @@ def parts() -> dict[tuple[str, str], Part]:
     return {(part.kind, part.name): part for part in found}
 
 
-def drill_facts(alert: str, inhibited: list[str], silent: list[str], collateral: list[str],
-                mailed: bool = True) -> dict[tuple[str, str], list[str]]:
-    """What a drill of this alert exercises, by part: the one definition for scenarios and for a run's records."""
+def drill_facts(alert: str | None, inhibited: list[str], silent: list[str], collateral: list[str],
+                mailed: bool = True, pending: list[str] = ()) -> dict[tuple[str, str], list[str]]:
+    """What a drill of this alert (None: a quiet drill) exercises, by part: one definition for scenarios and records."""
+    facts: dict[tuple[str, str], list[str]] = {}
+    for name in pending:  # a quiet drill's alerts that go pending and must never fire
+        facts[("alert rule", name)] = [WENT_PENDING]
+    for name in silent:
+        facts.setdefault(("alert rule", name), [KEPT_SILENT])
+    if alert is None:
+        return facts
     labels = config.alert_labels(alert)
     receiver = _receiver_of(labels)
     delivered = [DELIVERED, RESOLVED] if mailed else []  # the heartbeat is routed to its receiver, never mailed
-    facts = {("alert rule", alert): [FIRED, *delivered], ("route", _route_name(labels)): [ROUTED, *delivered],
-             ("receiver", receiver): delivered or [ROUTED]}
+    facts |= {("alert rule", alert): [FIRED, *delivered], ("route", _route_name(labels)): [ROUTED, *delivered],
+              ("receiver", receiver): delivered or [ROUTED]}
     for template in _templates_of(receiver) if mailed else ():
         facts[("template", template)] = delivered
     for target in inhibited:
@@ -132,8 +140,6 @@ def drill_facts(alert: str, inhibited: list[str], silent: list[str], collateral:
         for number, rule in enumerate(_alertmanager().get("inhibit_rules", [])):
             if config.inhibits(rule, labels, config.alert_labels(target)):
                 facts[("inhibition", _inhibition_name(number))] = [INHIBITED]
-    for name in silent:
-        facts.setdefault(("alert rule", name), [KEPT_SILENT])
     for name in collateral:
         facts.setdefault(("alert rule", name), [MAY_FIRE])
     return facts
@@ -144,9 +150,11 @@ def seen_facts(record: dict) -> dict[tuple[str, str], list[str]]:
     measured = {FIRED: record["firing_s"], ROUTED: record["active_s"], DELIVERED: record["email_s"],
                 RESOLVED: record["resolved_email_s"]}
     silent = [name for name in record["silent"] if name not in record["silent_seen"]]
-    facts = drill_facts(record["alert"], list(record["inhibited_seen_s"]), silent, record["collateral"],
-                        mailed=record["recipient"] is not None)
-    chain = {("alert rule", record["alert"])} | {key for key in facts if key[0] in ("route", "receiver", "template")}
+    alert = None if record.get("quiet_s") is not None else record["alert"]
+    pending = [name for name in record.get("pending", []) if name in record.get("pending_seen", {})]
+    facts = drill_facts(alert, list(record["inhibited_seen_s"]), silent, record["collateral"],
+                        mailed=record["recipient"] is not None, pending=pending)
+    chain = {("alert rule", alert)} | {key for key in facts if key[0] in ("route", "receiver", "template")}
     seen = {key: [fact for fact in design if key not in chain or measured.get(fact) is not None]
             for key, design in facts.items()}
     return {key: kept for key, kept in seen.items() if kept}
@@ -207,9 +215,9 @@ def matrix(scenarios: dict | None = None, report: dict | None = None) -> list[Pa
         return found.setdefault(key, Part(*key, where="not in the configuration"))
 
     for scenario in scenarios.values():
-        mailed = promises.promise(scenario.alert).recipient is not None
+        mailed = scenario.alert is not None and promises.promise(scenario.alert).recipient is not None
         for key, facts in drill_facts(scenario.alert, list(scenario.inhibited), list(scenario.silent),
-                                      list(scenario.collateral), mailed).items():
+                                      list(scenario.collateral), mailed, list(scenario.pending)).items():
             part(key).drills[scenario.name] = facts
     for key, tests in tool_facts().items():
         part(key).tools = tests
