@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICE ?= app
 
-.PHONY: up down logs test unit chaos images engine compose wheels bench bench-shortener bench-alerting profile wrk clean
+.PHONY: up down logs test unit chaos images engine compose wheels mutate bench bench-shortener bench-alerting profile wrk clean
 
 $(VENV)/.installed: requirements-test.txt service/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ unit: images
 
 chaos: images
 	$(VENV)/bin/tox -e chaos
+
+mutate: images  ## the mutation score: plausible mistakes in the alerting configuration, each must fail a check (LIVE=1 drills survivors)
+	$(PY) -m harness mutate $(if $(filter 1,$(LIVE)),--live)
 
 compose: $(VENV)/.installed  ## regenerate docker-compose.yml from the stack definition
 	$(PY) -m harness compose

@@ -15,8 +15,13 @@ def test_rules_and_config_pass_promtool():
     assert result.exit_code == 0, result.output
 
 
-def test_rule_unit_tests_pass_in_simulated_time():
-    result = checks.promtool("test", "rules", "/etc/prometheus/alerts_test.yml")
+def test_the_rules_have_promtool_tests():
+    assert config.rule_tests(), f"no promtool rule tests ({config.RULE_TESTS_GLOB}) in {config.PROMETHEUS_DIR}"
+
+
+@pytest.mark.parametrize("tests", [path.name for path in config.rule_tests()])
+def test_rule_unit_tests_pass_in_simulated_time(tests):
+    result = checks.promtool("test", "rules", f"/etc/prometheus/{tests}")
     assert result.exit_code == 0, result.output
 
 
@@ -147,8 +152,9 @@ def test_a_renamed_scrape_job_is_named_not_a_key_error(tmp_path, monkeypatch):
                                    " reads job 'app', but prometheus.yml has no scrape job of that name"]
 
 
-def test_an_unlabelled_warning_takes_the_default_route():
-    route = config._route_for(config.load(config.ALERTMANAGER_DIR / "alertmanager.yml"), {"severity": "warning"})
+@pytest.mark.parametrize("labels", [{"severity": "warning"}, {"alertname": "Unlabelled"}], ids=["warning", "no severity"])
+def test_a_warning_or_an_alert_without_severity_reaches_the_team_grouped_10s(labels):
+    route = config._route_for(config.load(config.ALERTMANAGER_DIR / "alertmanager.yml"), labels)
     assert route["receiver"] == "team-email"
     assert config.seconds(route["group_wait"]) == 10
 
