@@ -17,12 +17,13 @@ CONFIG = ROOT / "service" / "gunicorn.conf.py"
 SHORTENER = "shortener:create_app()"
 BARE = "benchmarks.bare_wsgi:app"
 BARE_CACHED = "benchmarks.bare_wsgi:cached_app"
-WORKERS = 2  # the deployed default (WEB_CONCURRENCY); on 2 cores, one per core
+CORES = os.cpu_count() or 1
+WORKERS = 2 * CORES  # gunicorn.conf.py's default: two sync workers per core
 # Worker settings measured besides the deployed one (gunicorn.conf.py): name -> GUNICORN_CMD_ARGS,
 # which Gunicorn applies over the config file.
 OTHER_WORKER_SETTINGS = {
-    "sync4": "--workers 4",
-    "gthread2x4": "--workers 2 --threads 4 --worker-class shortener.workers.CountingThreadWorker",
+    "sync1": f"--workers {CORES}",
+    "gthread4": f"--workers {CORES} --threads 4 --worker-class shortener.workers.CountingThreadWorker",
 }
 
 

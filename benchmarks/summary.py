@@ -31,7 +31,8 @@ LABELS = {
 }
 
 # Worker settings, by the suffix of a scenario's name ("redirect@sync4"); none is the deployed one.
-SETTING_LABELS = {"": "sync x2 (deployed)", "sync4": "sync x4", "gthread2x4": "gthread, 2 workers x 4 threads"}
+SETTING_LABELS = {"": "sync, 2 per core (deployed)", "sync1": "sync, 1 per core",
+                  "gthread4": "gthread, 1 worker per core x 4 threads"}
 
 
 def label(name: str) -> str:
@@ -60,7 +61,8 @@ def markdown(results: dict, before: dict | None = None) -> str:
         f"Python {m['python']}, {m['wrk']}; load average {m['load_average_before'][0]:.1f} before and "
         f"{m['load_average_after'][0]:.1f} after (a shared machine: other jobs ran beside this one).",
         "",
-        f"Gunicorn from `service/gunicorn.conf.py`, {m['gunicorn_workers']} sync workers, on the host; Postgres and "
+        f"Gunicorn from `service/gunicorn.conf.py`, {m['gunicorn_workers']} sync workers as deployed (other worker "
+        "settings below), on the host; Postgres and "
         f"Redis from the harness, on loopback; wrk ({s['wrk_threads']} thread, {s['connections']} connections) in "
         f"another process. Each configuration: {s['rounds']} runs of {s['seconds']:g} s, taken in rounds "
         f"(every configuration once per round); the table shows medians, ratios are medians of same-round ratios. "

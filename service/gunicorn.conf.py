@@ -9,7 +9,10 @@ wsgi_app = "shortener:create_app()"
 
 # Host networking: every service listens on loopback only.
 bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Two sync workers per core, by measurement (`make bench`, benchmarks/results/summary.md): a
+# worker waits on Redis or Postgres for part of each request, and a second one per core fills
+# that time; gthread workers did worse than either.
+workers = int(os.environ.get("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1)))
 # Gunicorn's worker, counting the 500s Gunicorn answers itself (a header it cannot send).
 worker_class = "shortener.workers.CountingSyncWorker"
 # Under Docker's default stop timeout (10 s): in-flight requests finish and clicks are

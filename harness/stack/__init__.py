@@ -367,6 +367,7 @@ def app(stack: Stack) -> HostContainer:
         _container(stack, "app")
         .with_envs(
             PORT=str(port),
+            # Eight chaos stacks run side by side on two cores: two workers each, not two per core.
             WEB_CONCURRENCY="2",
             DATABASE_URL=stack.database_url,
             REDIS_URL=stack.redis_url,
