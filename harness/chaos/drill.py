@@ -17,7 +17,7 @@ from harness.chaos.traffic import Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
 from harness.report import signals
-from harness.stack import LOG_DIR, Stack
+from harness.stack import LOG_DIR, PROMETHEUS_RESEND_DELAY, Stack
 from harness.stack.observe import Alertmanager, Prometheus, counter
 from harness.waiting import WaitTimeout, say, wait_until
 
@@ -70,6 +70,13 @@ class Scenario:
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
     proof: Proof | None = None
+    # The pipeline watching itself: meta-alerts this fault causes. Each must be seen firing in
+    # Prometheus before the drill ends; each notifies by its own path (alertmanager.yml), and
+    # its emails are expected, not extra.
+    meta: tuple[str, ...] = ()
+    # Notifications that may come but need not: the dead man's switch when an outage of the
+    # heartbeat may or may not outlast its silence limit.
+    may_notify: tuple[str, ...] = ()
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -97,7 +104,10 @@ class Drill:
             f"{record.bound_why}; promise {record.promise_s:.0f} s)")
         traffic = Traffic(self.stack.url("app")).start() if scenario.traffic else None
         try:
-            if record.mailed:
+            if scenario.alert == promises.DEADMAN:
+                self.steady_state(traffic)
+                self._switch_drill(scenario, record)
+            elif record.mailed:
                 self.steady_state(traffic)
                 self._drill(scenario, record, traffic)
             else:  # the heartbeat is itself the first part of every steady state: measured from the start
@@ -129,7 +139,8 @@ class Drill:
             "Alertmanager to hold the Watchdog and no other active alert",
             self.alertmanager.active_alerts,
             done=lambda active: active == {WATCHDOG},
-            timeout=config.alert(WATCHDOG).resolved_bound + WAIT_MARGIN,
+            # A fresh Prometheus may send it only after its resend delay (the watchdog scenario's bound).
+            timeout=STEADY_TIMEOUT,
         )
         self.inbox.clear()
 
@@ -227,6 +238,7 @@ class Drill:
     def _observe_alerts(self, record: Record, since: float) -> dict[str, str]:
         """Prometheus's alert states; notes silent alerts that went off and inhibited ones seen so."""
         states = self.prometheus.alert_states()
+        self._note_meta(record, states, since)
         for alert in record.silent:
             if alert in states:
                 record.silent_seen.setdefault(alert, states[alert])
@@ -346,12 +358,116 @@ class Drill:
             record.timeouts.append(f"could not read the signals from Prometheus at the end: {error}")
 
 
+    # -- The pipeline watching itself ------------------------------------------------------
+
+    @staticmethod
+    def _note_meta(record: Record, states: dict[str, str], since: float) -> None:
+        """When each meta-alert of the scenario was first seen firing."""
+        for alert in record.meta:
+            if states.get(alert) == "firing":
+                record.meta_firing_s.setdefault(alert, round(time.monotonic() - since, 1))
+
+    def _switch_drill(self, scenario: Scenario, record: Record) -> None:
+        """The dead man's switch: armed, the fault, its own email to on-call; the restore, its resolved email."""
+        switch = self.stack.url("deadman")
+        wait_until("the dead man's switch to have received a first heartbeat (armed)",
+                   lambda: counter(switch, "deadman_heartbeats_total", {}), done=lambda beats: beats >= 1,
+                   timeout=STEADY_TIMEOUT)
+        self.inbox.clear()
+        arrivals: dict[int, float] = {}
+        record.inject_began_at = _now()
+        inject_began = time.monotonic()
+        fault_at, fault_epoch = inject_began, time.time()
+        restored = False
+        try:
+            say(f"drill {scenario.name}: inject: {scenario.fault}")
+            scenario.inject(self.stack)
+            fault_at, fault_epoch = time.monotonic(), time.time()
+            record.fault_at = _now()
+            record.inject_s = round(fault_at - inject_began, 1)
+
+            def tripped():
+                elapsed = round(time.monotonic() - fault_at, 1)
+                if record.firing_s is None and counter(switch, "deadman_tripped", {}) == 1:
+                    record.pending_s = record.firing_s = record.active_s = elapsed
+                if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
+                    record.email_s = elapsed
+                return {"switch": "tripped" if record.firing_s is not None else "armed",
+                        "email": "arrived" if record.email_s is not None else "not yet"}
+
+            self._watch(record, lambda deadline: wait_until(
+                f"the dead man's switch's email ({scenario.fault})", tripped, done=lambda _: record.email_s is not None,
+                timeout=deadline, interval=POLL), deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
+            say(f"drill {record.scenario}: switch tripped {record.firing_s} s, email {record.email_s} s after the "
+                f"fault (floor {record.floor_s:.0f} s, bound {record.bound_s:.0f} s)")
+            restored_at = time.monotonic()
+            say(f"drill {scenario.name}: restore")
+            scenario.restore(self.stack)
+            restored = True
+            record.restored_at = _now()
+            record.restore_s = round(restored_at - fault_at, 1)
+            if record.email_s is not None:
+                def back():
+                    if record.resolved_email_s is None and self._arrived(record.alert, "resolved", fault_at, arrivals):
+                        record.resolved_email_s = record.recovered_s = round(time.monotonic() - restored_at, 1)
+                    return {"resolved email": "arrived" if record.resolved_email_s is not None else "not yet"}
+
+                self._watch(record, lambda deadline: wait_until(
+                    "the dead man's switch's resolved email (the heartbeat is back)", back,
+                    done=lambda _: record.resolved_email_s is not None, timeout=deadline, interval=POLL),
+                    deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
+                if record.resolved_email_s is not None:
+                    record.not_recovered = [query for query in scenario.recovered if not self.prometheus.query(query)]
+        finally:
+            if not restored:
+                say(f"drill {scenario.name}: restore (after a failure)")
+                scenario.restore(self.stack)
+            self._note_emails(record, fault_at, arrivals)
+            self._follow_runbook(record)
+            self._note_signals(record, fault_epoch)
+
+
+def switch_timings() -> tuple[float, float, float, str]:
+    """Floor, bound and resolved bound of the dead man's switch's email when Prometheus stops, and the bound in words.
+
+    Prometheus sends the Watchdog every resend delay (at the next evaluation), valid for 4
+    times that (its endsAt); Alertmanager keeps it, and keeps the heartbeat going, until then,
+    resolves it on the heartbeat route's next group_interval tick, and the switch trips at once.
+    Restarted, Prometheus may drop its first send before it has found Alertmanager: the
+    heartbeat is back within a resend delay, an evaluation and a tick.
+    """
+    heartbeat = config.alert(WATCHDOG)
+    delay = config.seconds(PROMETHEUS_RESEND_DELAY)
+    resend = delay + heartbeat.evaluation_interval  # between two sends of a firing alert
+    held = 4 * max(delay, heartbeat.evaluation_interval)  # a sent alert's endsAt, after its send
+    floor = held - resend  # the last send came at most one resend before the fault
+    bound = held + heartbeat.group_interval + config.DELIVERY_SLACK
+    resolved = resend + heartbeat.group_interval + config.DELIVERY_SLACK
+    why = (f"Watchdog held {held:.0f} (4 x resend delay) + heartbeat group_interval {heartbeat.group_interval:.0f} "
+           f"+ slack {config.DELIVERY_SLACK:.0f}")
+    return floor, bound, resolved, why
+
+
+def switch_expectation(scenario: Scenario, run: int = 1) -> Record:
+    """The record of a drill whose notification is the dead man's switch's own email, not Alertmanager's."""
+    promise = promises.promise(promises.DEADMAN)
+    floor, bound, resolved, why = switch_timings()
+    return Record(
+        scenario=scenario.name, run=run, alert=promises.DEADMAN, severity=promise.severity,
+        recipient=promise.recipient, fault=scenario.fault, promise_s=promise.firing_s, floor_s=floor, bound_s=bound,
+        resolved_bound_s=resolved, resolved_promise_s=promise.resolved_s, most_s=promises.most(), bound_why=why,
+        runbook_anchor="#" + promises.DEADMAN.lower(),
+    )
+
+
 def expectation(scenario: Scenario, run: int = 1) -> Record:
     """The record of a drill before it runs: what the promise and the configuration expect of it.
 
     A configuration the harness cannot map to the scenario (a renamed alert or scrape job, an
     alert without a promise) gives a failed record that names the mismatch.
     """
+    if scenario.alert == promises.DEADMAN:
+        return switch_expectation(scenario, run)
     try:
         spec = config.alert(scenario.alert)
         promise = promises.promise(scenario.alert)
@@ -368,6 +484,7 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
         collateral=list(scenario.collateral), error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
+        meta=list(scenario.meta), may_notify=list(scenario.may_notify),
     )
 
 

@@ -7,6 +7,7 @@ import time
 
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
+from harness.config.promises import DEADMAN
 from harness.chaos.faults import TableLock, accept_writes, reject_writes
 from harness.stack import PROMETHEUS_RESEND_DELAY, Stack
 
@@ -120,6 +121,11 @@ ALERTMANAGER_RESTART = Scenario(
     proof=Proof("prometheus", "prometheus_notifications_errors_total",
                 what="Prometheus failed to send to the stopped Alertmanager"),
     recovered=('up{job="app"} == 1',),
+    # Its sends failed: the team hears of it once Alertmanager is back. The heartbeat stops
+    # for the outage plus up to a resend delay on each side: more or less than the switch's
+    # silence limit, depending on where the outage falls between two heartbeats.
+    meta=("PrometheusCannotReachAlertmanager",),
+    may_notify=(DEADMAN,),
 )
 
 MAILSINK_DOWN = Scenario(
@@ -135,6 +141,7 @@ MAILSINK_DOWN = Scenario(
     proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
                 what="Alertmanager's attempts to mail the stopped sink failed"),
     recovered=('up{job="app"} == 1',),
+    meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch once the sink is back
 )
 
 WATCHDOG = Scenario(
@@ -148,9 +155,29 @@ WATCHDOG = Scenario(
     extra_delay_why="a fresh Prometheus's resend delay and its evaluation",
 )
 
+EXPORTER_DOWN = Scenario(
+    name="exporter_down",
+    alert="ExporterDown",
+    fault="stop the Redis exporter's container (Redis itself keeps running)",
+    inject=_stop("redis-exporter"),
+    restore=_start("redis-exporter"),
+    # redis_up is absent, never 0, while its exporter is down: RedisDown cannot fire.
+    silent=("RedisDown",),
+    recovered=('up{job="redis"} == 1',),
+)
+
+PROMETHEUS_DOWN = Scenario(
+    name="prometheus_down",
+    alert=DEADMAN,
+    fault="stop Prometheus: no rule is evaluated, no alert sent; the Watchdog stops",
+    inject=_stop("prometheus"),
+    restore=_start("prometheus"),
+    recovered=('up{job="deadman"} == 1',),
+)
+
 SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
-    for scenario in (ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
-                     MAILSINK_DOWN, POSTGRES_DOWN)
+    for scenario in (PROMETHEUS_DOWN, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN,
+                     SERVICE_DOWN, EXPORTER_DOWN, MAILSINK_DOWN, POSTGRES_DOWN)
 }

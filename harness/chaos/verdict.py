@@ -60,6 +60,11 @@ class Record:
     signals: dict[str, list[list[float]]] = field(default_factory=dict)
     timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
     duration_s: float | None = None  # the whole drill, from the steady-state wait to the resolved email
+    # The pipeline watching itself: meta-alerts that must fire (and may mail), when each fired;
+    # notifications that may come but need not.
+    meta: list[str] = field(default_factory=list)
+    meta_firing_s: dict[str, float] = field(default_factory=dict)
+    may_notify: list[str] = field(default_factory=list)
     verdict: str = "not run"
 
     @property
@@ -104,7 +109,12 @@ class Record:
         broken += [f"not recovered after the resolved email: {query} returned nothing" for query in self.not_recovered]
         if self.runbook_problem:
             broken.append(f"the runbook link does not lead to its section: {self.runbook_problem}")
+        broken += self._meta_violations()
         return broken
+
+    def _meta_violations(self) -> list[str]:
+        return [f"{alert} never fired: the pipeline did not see its own fault" for alert in self.meta
+                if alert not in self.meta_firing_s]
 
     def _alert_violations(self) -> list[str]:
         broken = []
@@ -164,6 +174,8 @@ class Record:
                 broken += email_violations(message, self.alert, self.severity, self.recipient, self.runbook_anchor)
             elif alert in self.inhibition_targets and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
+            elif alert in self.meta + self.may_notify:
+                pass  # the pipeline telling of its own fault, by its own path
             elif alert in self.collateral and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
             elif alert not in self.collateral + self.inhibition_targets:
