@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import queue
 import smtplib
 import sys
@@ -26,7 +27,9 @@ import time
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+# One process, its metrics in memory: not the shared files of Gunicorn's workers, which the app's image sets up.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest  # noqa: E402
 
 NAME = "DeadMansSwitch"  # harness/config/promises.py states its promise under this name
 RETRY = 2.0  # seconds between two attempts to mail while the SMTP server does not answer

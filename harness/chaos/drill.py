@@ -456,7 +456,7 @@ def switch_expectation(scenario: Scenario, run: int = 1) -> Record:
         scenario=scenario.name, run=run, alert=promises.DEADMAN, severity=promise.severity,
         recipient=promise.recipient, fault=scenario.fault, promise_s=promise.firing_s, floor_s=floor, bound_s=bound,
         resolved_bound_s=resolved, resolved_promise_s=promise.resolved_s, most_s=promises.most(), bound_why=why,
-        runbook_anchor="#" + promises.DEADMAN.lower(),
+        runbook_anchor=promises.DEADMAN_ANCHOR,
     )
 
 

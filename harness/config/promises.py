@@ -32,6 +32,7 @@ def notifications() -> dict:
 
 
 DEADMAN = "DeadMansSwitch"  # the name the dead man's switch mails under (harness/deadman.py)
+DEADMAN_ANCHOR = "#" + DEADMAN.lower()  # its section of the playbook
 
 
 def promise(alert: str) -> Promise:

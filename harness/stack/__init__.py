@@ -26,6 +26,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HttpWaitStrategy, PortWaitStrategy, WaitStrategy
 
 from harness import config
+from harness.config import promises
 from harness.stack import images, mail
 from harness.waiting import say
 
@@ -425,7 +426,7 @@ def deadman(stack: Stack) -> HostContainer:
         .with_volume_mapping(str(DEADMAN), "/srv/deadman.py", "ro")
         .with_command([f"--listen={stack.address('deadman')}", f"--smtp={stack.address('smtp')}",
                        f"--to={config.oncall()}", f"--silence={deadman_silence():.0f}",
-                       f"--runbook={runbook.partition('#')[0]}#deadmansswitch", f"--dashboard={dashboard}"])
+                       f"--runbook={runbook.partition('#')[0]}{promises.DEADMAN_ANCHOR}", f"--dashboard={dashboard}"])
         .ready_when(_ready_http(stack.ports["deadman"], "/metrics"))
     )
 
