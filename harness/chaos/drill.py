@@ -77,6 +77,9 @@ class Scenario:
     # Notifications that may come but need not: the dead man's switch when an outage of the
     # heartbeat may or may not outlast its silence limit.
     may_notify: tuple[str, ...] = ()
+    # Once the firing email came, restart Prometheus (the fault stays): Alertmanager must keep the
+    # alert active until the new Prometheus sends it again: no resolved email, no second page.
+    restart_prometheus_while_firing: bool = False
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -161,6 +164,8 @@ class Drill:
                 f"waiting for {record.alert} to fire and email")
             self._watch(record, self._watch_firing(scenario, record, fault_at, arrivals),
                         deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
+            if scenario.restart_prometheus_while_firing and record.email_s is not None:
+                self._restart_prometheus(record, fault_at, arrivals)
             if scenario.inhibited and record.email_s is not None:
                 # Hold the fault until the alerts it causes fire and are seen inhibited.
                 longest = max(config.alert(name).bound for name in scenario.inhibited)
@@ -427,6 +432,53 @@ class Drill:
             self._note_signals(record, fault_epoch)
 
 
+    def _restart_prometheus(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
+        """Restart Prometheus while the alert fires; watch Alertmanager hold it until the new Prometheus sends it again."""
+        say(f"drill {record.scenario}: restart Prometheus while {record.alert} fires")
+        began = time.monotonic()
+        record.prometheus_restart_s = round(began - fault_at, 1)
+        self.stack.pause_service("prometheus")
+        sent_before = _unless_down(lambda: self.alertmanager.ends_at(record.alert), None)  # the old Prometheus's last
+        self.stack.resume_service("prometheus")  # ready: it has found Alertmanager
+        ready = time.monotonic()
+        record.prometheus_ready_s = round(ready - began, 1)
+
+        def observe():
+            elapsed = round(time.monotonic() - ready, 1)
+            ends = _unless_down(lambda: self.alertmanager.ends_at(record.alert), sent_before)
+            if ends is None and record.inactive_s is None:
+                record.inactive_s = elapsed
+            if ends not in (None, sent_before) and record.resent_s is None:
+                record.resent_s = elapsed
+            self._arrived(record.alert, "firing", fault_at, arrivals)  # keeps every email's arrival time
+            return {"alertmanager": "active" if ends else "not active", "sent again": record.resent_s is not None}
+
+        self._watch(record, lambda deadline: wait_until(
+            f"the restarted Prometheus to send {record.alert} to Alertmanager again", observe,
+            done=lambda _: record.resent_s is not None, timeout=deadline, interval=POLL),
+            deadline=record.resent_bound_s + WAIT_MARGIN)
+        say(f"drill {record.scenario}: Prometheus ready {record.prometheus_ready_s} s after its stop, sent "
+            f"{record.alert} again {record.resent_s} s later (bound {record.resent_bound_s:.0f} s; Alertmanager holds "
+            f"it at least {record.held_s:.0f} s after the stop)")
+
+
+def restart_timings(spec: config.AlertSpec) -> tuple[float, float]:
+    """When a restarted Prometheus sends a firing alert again, and how long Alertmanager holds it without a send.
+
+    Ready, Prometheus has found Alertmanager: nothing it sends is dropped. It restores a firing
+    alert's `for` state from ALERTS_FOR_STATE, but only once its first evaluation has seen the
+    series: at worst the alert is pending afresh after the first scrape of the dead target,
+    fires after `for` and an evaluation, and is sent at once. Alertmanager keeps it until its
+    endsAt, 4 x max(resend delay, evaluation) after the old Prometheus's last send, which came
+    at most a resend delay and an evaluation before the stop; its own resolve_timeout is for
+    alerts without an endsAt, never Prometheus's.
+    """
+    delay = config.seconds(PROMETHEUS_RESEND_DELAY)
+    resent = spec.scrape_interval + spec.for_s + spec.evaluation_interval + config.DELIVERY_SLACK
+    held = 4 * max(delay, spec.evaluation_interval) - (delay + spec.evaluation_interval)
+    return resent, held
+
+
 def switch_timings() -> tuple[float, float, float, str]:
     """Floor, bound and resolved bound of the dead man's switch's email when Prometheus stops, and the bound in words.
 
@@ -485,6 +537,8 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         collateral=list(scenario.collateral), error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
         meta=list(scenario.meta), may_notify=list(scenario.may_notify),
+        **(dict(zip(("resent_bound_s", "held_s"), restart_timings(spec)))
+           if scenario.restart_prometheus_while_firing else {}),
     )
 
 

@@ -176,9 +176,19 @@ PROMETHEUS_DOWN = Scenario(
     recovered=('ALERTS{alertname="Watchdog", alertstate="firing"}',),
 )
 
+PROMETHEUS_RESTART = Scenario(
+    name="prometheus_restart",
+    alert="ServiceDown",
+    fault="stop the app; once ServiceDown has paged, restart Prometheus (the app stays down)",
+    inject=_stop("app"),
+    restore=_start("app"),
+    restart_prometheus_while_firing=True,
+    recovered=('up{job="app"} == 1',),
+)
+
 SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
-    for scenario in (PROMETHEUS_DOWN, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN,
-                     SERVICE_DOWN, EXPORTER_DOWN, MAILSINK_DOWN, POSTGRES_DOWN)
+    for scenario in (PROMETHEUS_DOWN, ALERTMANAGER_RESTART, PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE,
+                     WATCHDOG, REDIS_DOWN, SERVICE_DOWN, EXPORTER_DOWN, MAILSINK_DOWN, POSTGRES_DOWN)
 }

@@ -269,3 +269,12 @@ def test_the_switchs_email_when_prometheus_stops_keeps_its_promise():
 def test_each_meta_alert_goes_by_a_path_that_does_not_depend_on_what_failed(alert, path):
     spec = config.alert(alert)
     assert spec.by_switch == (alert == "AlertmanagerEmailFailing"), f"{alert} must go by {path}"
+
+
+def test_a_restarted_prometheus_sends_a_firing_alert_again_before_alertmanager_lets_it_expire():
+    spec = config.alert("ServiceDown")
+    resent, held = drill_module.restart_timings(spec)
+    delay = config.seconds(stack.PROMETHEUS_RESEND_DELAY)
+    assert resent == spec.scrape_interval + spec.for_s + spec.evaluation_interval + config.DELIVERY_SLACK
+    assert held == 4 * delay - (delay + spec.evaluation_interval)
+    assert resent < held  # the drill adds the restart's own seconds, measured
