@@ -13,7 +13,7 @@ from typing import Callable
 import requests
 
 from harness import config
-from harness.chaos.traffic import Traffic
+from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
 from harness.report import signals
@@ -25,11 +25,12 @@ POLL = 1.0  # seconds between observations: the resolution of every measured tim
 STEADY_TIMEOUT = 120.0  # a fresh stack needs scrapes and evaluations before it is steady
 WAIT_MARGIN = 30.0  # keep watching this long past a bound, so a late email is measured, not missed
 WATCHDOG = "Watchdog"
+FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed in Prometheus's data"
 
 
 @dataclass(frozen=True)
 class Step:
-    """Something a scenario does once the alert reaches a state (pending, firing or active)."""
+    """Something a scenario does once the alert reaches a state (pending, firing or active) or its email came (email)."""
 
     when: str
     what: str
@@ -55,17 +56,21 @@ class Scenario:
     """
 
     name: str
-    alert: str
+    alert: str | None  # None: a quiet scenario, whose verdict is that nothing fires and no one is emailed
     fault: str  # what inject does, in words
     inject: Callable[[Stack], None]
     restore: Callable[[Stack], None]
-    traffic: bool = False  # background creates and redirects during the drill
+    traffic: float = 0  # background creates and redirects during the drill, in multiples of the usual rate
+    traffic_kinds: tuple[str, ...] = KINDS  # what the traffic does in turn
+    hold: float = 0.0  # a quiet scenario's fault lasts this long (seconds) before the restore
+    pending: tuple[str, ...] = ()  # a quiet scenario's alerts that must go pending, and never fire
     steps: tuple[Step, ...] = ()
     extra_delay: float = 0.0  # seconds the fault delays the email by design: added to the bound and the promise
     extra_delay_why: str = ""
     inhibited: tuple[str, ...] = ()  # must be seen inhibited while the fault lasts
     silent: tuple[str, ...] = ()  # must never go pending
     collateral: tuple[str, ...] = ()  # may email, once firing and once resolved, after the restore only
+    alongside: tuple[str, ...] = ()  # fired by the same fault on their own windows: may email while it lasts, once each
     error_free: bool = False  # every request answered without a 5xx while the fault lasts
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
@@ -80,10 +85,21 @@ class Scenario:
     # Once the firing email came, restart Prometheus (the fault stays): Alertmanager must keep the
     # alert active until the new Prometheus sends it again: no resolved email, no second page.
     restart_prometheus_while_firing: bool = False
+    # The HA profile: the drill runs on a stack of Prometheus replicas and an Alertmanager cluster.
+    ha: bool = False
+    # What the scenario promises of the emails: "exactly-once" (a duplicate is a failure) or
+    # "at-least-once" (duplicates are counted and reported; a missing email still fails).
+    delivery: str = "exactly-once"
+    resolved_extra_delay: float = 0.0  # seconds the fault delays the resolved email by design (bound and promise)
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
         return spec.bound + self.extra_delay
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the verdict is silence: nothing fires, no one is emailed."""
+        return self.alert is None
 
 
 class Drill:
@@ -91,8 +107,9 @@ class Drill:
 
     def __init__(self, stack: Stack):
         self.stack = stack
-        self.prometheus = Prometheus(stack.url("prometheus"))
-        self.alertmanager = Alertmanager(stack.url("alertmanager"))
+        # Every replica and peer: when one is the fault, the others answer.
+        self.prometheus = Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus")))
+        self.alertmanager = Alertmanager(*(stack.url(peer) for peer in stack.instances_of("alertmanager")))
         self.inbox = stack.inbox
 
     def run(self, scenario: Scenario, run: int = 1) -> Record:
@@ -101,13 +118,21 @@ class Drill:
         record = expectation(scenario, run)
         if record.mismatch:
             return record
-        who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
-        say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
-            f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
-            f"{record.bound_why}; promise {record.promise_s:.0f} s)")
-        traffic = Traffic(self.stack.url("app")).start() if scenario.traffic else None
+        if scenario.quiet:
+            say(f"drill {scenario.name}: nothing may fire and no one may be emailed for {record.quiet_s:.0f} s after "
+                f"the fault ({record.bound_why})")
+        else:
+            who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
+            say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
+                f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
+                f"{record.bound_why}; promise {record.promise_s:.0f} s)")
+        traffic = (Traffic(self.stack.url("app"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
+                   if scenario.traffic else None)
         try:
-            if scenario.alert == promises.DEADMAN:
+            if scenario.quiet:
+                self.steady_state(traffic)
+                self._quiet(scenario, record, traffic)
+            elif scenario.alert == promises.DEADMAN:
                 self.steady_state(traffic)
                 self._switch_drill(scenario, record)
             elif record.mailed:
@@ -121,7 +146,8 @@ class Drill:
                 record.traffic_failures = list(traffic.failures)
             record.duration_s = round(time.monotonic() - began, 1)
         record.verdict = "fail" if record.violations() else "pass"
-        say(f"drill {scenario.name}: {record.verdict}" + "".join(f"\n  - {v}" for v in record.violations()))
+        held = f" ({record.delivered})" if scenario.ha else ""
+        say(f"drill {scenario.name}: {record.verdict}{held}" + "".join(f"\n  - {v}" for v in record.violations()))
         return record
 
     def steady_state(self, traffic: Traffic | None) -> None:
@@ -158,7 +184,7 @@ class Drill:
             say(f"drill {scenario.name}: inject: {scenario.fault}")
             scenario.inject(self.stack)
             fault_at, fault_epoch = time.monotonic(), time.time()
-            record.fault_at = _now()
+            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
             record.inject_s = round(fault_at - inject_began, 1)
             say(f"drill {scenario.name}: the fault is in place ({record.inject_s} s to put it there); "
                 f"waiting for {record.alert} to fire and email")
@@ -181,7 +207,9 @@ class Drill:
             restored = True
             record.restored_at = _now()
             record.restore_s = round(restored_at - fault_at, 1)
-            if record.email_s is not None:  # no firing email, no resolved one to wait for
+            if record.resolved_promise_s is None:
+                say(f"drill {scenario.name}: {record.alert} promises no resolved email by a time: not waiting for it")
+            elif record.email_s is not None:  # no firing email, no resolved one to wait for
                 self._watch(record, self._watch_resolved(record, fault_at, restored_at, arrivals),
                             deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
                 if record.resolved_email_s is not None:
@@ -192,6 +220,63 @@ class Drill:
                 scenario.restore(self.stack)
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
+            self._note_signals(record, fault_epoch)
+
+    def _quiet(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
+        """The fault, held and undone; then watch the longest bound go by: nothing may fire, no email may come."""
+        record.inject_began_at = _now()
+        inject_began = time.monotonic()
+        fault_at, fault_epoch = inject_began, time.time()
+        restored = False
+        arrivals: dict[int, float] = {}
+
+        def observe():
+            states = self.prometheus.alert_states()
+            for alert, state in states.items():
+                if alert == WATCHDOG:
+                    continue
+                if state == "firing":
+                    record.fired.setdefault(alert, round(time.monotonic() - fault_at, 1))
+                record.pending_seen.setdefault(alert, round(time.monotonic() - fault_at, 1))
+            self._arrived("", "", fault_at, arrivals)
+            return {"alerts": {a: s for a, s in states.items() if a != WATCHDOG} or "none",
+                    "emails": len(arrivals)}
+
+        try:
+            say(f"drill {scenario.name}: inject: {scenario.fault}")
+            scenario.inject(self.stack)
+            fault_at, fault_epoch = time.monotonic(), time.time()
+            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
+            record.inject_s = round(fault_at - inject_began, 1)
+            if scenario.hold:
+                say(f"drill {scenario.name}: holding the fault {scenario.hold:.0f} s")
+                self._watch(record, lambda deadline: wait_until(
+                    f"the {scenario.hold:.0f} s of the fault to pass", observe,
+                    done=lambda _: time.monotonic() - fault_at >= scenario.hold, timeout=deadline, interval=POLL),
+                    deadline=scenario.hold + POLL + 1)
+            restored_at = time.monotonic()
+            if traffic:
+                record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
+            say(f"drill {scenario.name}: restore")
+            scenario.restore(self.stack)
+            restored = True
+            record.restored_at = _now()
+            record.restore_s = round(restored_at - fault_at, 1)
+            quiet_until = fault_at + record.quiet_s
+            say(f"drill {scenario.name}: watching {quiet_until - time.monotonic():.0f} s more: no alert may fire, "
+                "no email may come")
+            self._watch(record, lambda deadline: wait_until(
+                "the longest bound to pass with nothing firing and an empty inbox", observe,
+                done=lambda _: time.monotonic() >= quiet_until, timeout=deadline, interval=POLL),
+                deadline=quiet_until - time.monotonic() + POLL + 1)
+            if traffic:  # the traffic after the restore must be served too
+                record.traffic_during_fault = {str(k): v for k, v in sorted(
+                    traffic.statuses(fault_at, time.monotonic()).items())}
+        finally:
+            if not restored:
+                say(f"drill {scenario.name}: restore (after a failure)")
+                scenario.restore(self.stack)
+            self._note_emails(record, fault_at, arrivals)
             self._note_signals(record, fault_epoch)
 
     def _heartbeat(self, record: Record) -> None:
@@ -270,7 +355,8 @@ class Drill:
                 else:
                     held = _unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
                     record.inhibited_by = sorted(held or record.inhibited_by)
-            reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s}
+            reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s,
+                       "email": record.email_s}
             while steps and reached[steps[0].when] is not None:
                 step = steps.pop(0)
                 say(f"drill {record.scenario}: {step.when} after {reached[step.when]} s: {step.what}")
@@ -283,6 +369,8 @@ class Drill:
         def watch(deadline: float) -> None:
             wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault})", observe,
                        done=lambda _: record.email_s is not None, timeout=deadline, interval=POLL)
+            if any(step.when == "email" for step in steps):
+                observe()  # once more: the steps that wait for the email
             say(f"drill {record.scenario}: pending {record.pending_s} s, firing {record.firing_s} s, "
                 f"active {record.active_s} s, email {record.email_s} s after the fault (bound {record.bound_s:.0f} s)")
 
@@ -324,7 +412,7 @@ class Drill:
         messages = _unless_down(self.inbox.messages, [])
         for index in range(len(messages)):
             arrivals.setdefault(index, round(time.monotonic() - fault_at, 1))
-        return any(alert in m.subject and status in m.subject for m in messages)
+        return bool(alert) and any(alert in m.subject and status in m.subject for m in messages)
 
     def _note_emails(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
         try:
@@ -359,8 +447,18 @@ class Drill:
     def _note_signals(self, record: Record, fault_epoch: float) -> None:
         try:
             record.signals = signals.read(self.prometheus, record.alert, fault_epoch, time.time())
+            if record.alert and record.firing_s is not None:
+                record.first_seen_s = self._first_seen(record.alert, fault_epoch - (record.inject_s or 0.0),
+                                                       fault_epoch + record.firing_s, fault_epoch)
         except OSError as error:
             record.timeouts.append(f"could not read the signals from Prometheus at the end: {error}")
+
+    def _first_seen(self, alert: str, start: float, end: float, fault_epoch: float) -> float | None:
+        """When the alert's expression first held in Prometheus's data (for a target down: its first failed scrape)."""
+        _, rule = config.find_rule(alert)
+        result = self.prometheus.query_range(rule["expr"], start, end, FIRST_SEEN_STEP)
+        seen = [float(at) for series in result for at, _ in series["values"]]
+        return round(min(seen) - fault_epoch, 1) if seen else None
 
 
     # -- The pipeline watching itself ------------------------------------------------------
@@ -518,6 +616,8 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
     A configuration the harness cannot map to the scenario (a renamed alert or scrape job, an
     alert without a promise) gives a failed record that names the mismatch.
     """
+    if scenario.quiet:
+        return _quiet_expectation(scenario, run)
     if scenario.alert == promises.DEADMAN:
         return switch_expectation(scenario, run)
     try:
@@ -531,14 +631,35 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
     return Record(
         scenario=scenario.name, run=run, alert=spec.name, severity=promise.severity, recipient=promise.recipient,
         fault=scenario.fault, promise_s=promise.firing_s + scenario.extra_delay, floor_s=spec.for_s,
-        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound, resolved_promise_s=promise.resolved_s,
+        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound + scenario.resolved_extra_delay,
+        resolved_promise_s=None if promise.resolved_s is None else promise.resolved_s + scenario.resolved_extra_delay,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
-        collateral=list(scenario.collateral), error_free=scenario.error_free, answered=list(scenario.answered),
+        collateral=list(scenario.collateral), alongside=list(scenario.alongside), error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
         meta=list(scenario.meta), may_notify=list(scenario.may_notify),
         **(dict(zip(("resent_bound_s", "held_s"), restart_timings(spec)))
            if scenario.restart_prometheus_while_firing else {}),
+        profile="ha" if scenario.ha else "single", delivery=scenario.delivery,
+    )
+
+
+def _quiet_expectation(scenario: Scenario, run: int) -> Record:
+    """A quiet scenario watches, from the fault on, for as long as the slowest alert may take to email."""
+    try:
+        slowest = max((config.alert(name) for name in config.alert_names() if name != WATCHDOG), key=lambda a: a.bound)
+        for name in scenario.pending:
+            config.alert(name)  # an alert the scenario names must exist
+    except config.ConfigMismatch as mismatch:
+        return Record(scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault,
+                      promise_s=0, floor_s=0, bound_s=0, resolved_bound_s=0, mismatch=str(mismatch), verdict="fail")
+    quiet = slowest.bound
+    return Record(
+        scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault,
+        promise_s=0, floor_s=0, bound_s=quiet, resolved_bound_s=0, most_s=promises.most(),
+        bound_why=f"the slowest alert's bound, {slowest.name}'s {slowest.bound:.0f} s",
+        quiet_s=quiet, pending=list(scenario.pending), hold_s=scenario.hold,
+        error_free=scenario.error_free, answered=list(scenario.answered),
     )
 
 
@@ -546,7 +667,7 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
     """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
     name = scenario.name if run == 1 else f"{scenario.name}-{run}"
     threading.current_thread().name = name  # progress lines of drills side by side carry it
-    stack = running or Stack()
+    stack = running or Stack(ha=scenario.ha)
     try:
         with stack:  # the drill restores its fault before the stack goes
             record = Drill(stack).run(scenario, run)

@@ -32,6 +32,7 @@ class Record:
     inhibition_targets: list[str] = field(default_factory=list)  # what the alert inhibits: never mailed during the fault
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
+    alongside: list[str] = field(default_factory=list)  # may email while the fault lasts (once each)
     error_free: bool = False
     answered: list[str] = field(default_factory=list)
     proof: str = ""  # the fault path's counter, in words
@@ -39,6 +40,8 @@ class Record:
     inject_began_at: str = ""
     fault_at: str = ""  # when the fault was in place: every time below counts from here
     inject_s: float | None = None  # how long putting the fault in place took
+    fault_epoch: float | None = None  # the fault in place, in Unix time: the clock of Prometheus and the mail sink
+    first_seen_s: float | None = None  # the first second at which the alert's expression held in Prometheus's data
     pending_s: float | None = None
     firing_s: float | None = None
     active_s: float | None = None
@@ -72,7 +75,15 @@ class Record:
     resent_bound_s: float | None = None
     held_s: float | None = None  # the least time Alertmanager holds the alert after the old Prometheus's last send
     inactive_s: float | None = None  # when Alertmanager held it no more, if it ever did not
+    # A quiet scenario: watched this long after the fault (held hold_s), nothing may fire and no one be emailed.
+    quiet_s: float | None = None
+    hold_s: float = 0.0
+    pending: list[str] = field(default_factory=list)  # must be seen pending (and never fire)
+    pending_seen: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen
+    fired: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen firing
     verdict: str = "not run"
+    profile: str = "single"  # the stack it ran on: "single", or "ha" (Prometheus replicas, an Alertmanager cluster)
+    delivery: str = "exactly-once"  # the promise: "exactly-once", or "at-least-once" (duplicates counted, not failed)
 
     @property
     def name(self) -> str:
@@ -91,6 +102,31 @@ class Record:
         return self.inject_s or 0.0
 
     @property
+    def quiet(self) -> bool:
+        """Whether this drill's verdict is silence."""
+        return self.quiet_s is not None
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        """How many emails of the alert each status got beyond the first ("firing": 1 is one duplicate)."""
+        counts: dict[str, int] = {}
+        for message in self.emails:
+            match = _SUBJECT.match(message["subject"])
+            if match and match["alert"] == self.alert:
+                counts[match["status"]] = counts.get(match["status"], 0) + 1
+        return {status: count - 1 for status, count in counts.items() if count > 1}
+
+    @property
+    def delivered(self) -> str:
+        """Which delivery promise the alert's emails kept, in words: exactly-once, at-least-once (with its duplicates)."""
+        if self.email_s is None or self.resolved_email_s is None:
+            return "neither exactly-once nor at-least-once: an email is missing"
+        if not self.duplicates:
+            return "exactly-once held"
+        extra = ", ".join(f"{count} duplicate {status}" for status, count in sorted(self.duplicates.items()))
+        return f"at-least-once held, exactly-once did not: {extra}"
+
+    @property
     def mailed(self) -> bool:
         """Whether the alert is promised to reach people by email (the heartbeat is not)."""
         return self.recipient is not None
@@ -100,6 +136,8 @@ class Record:
         if self.mismatch:
             return [f"the configuration does not fit the scenario: {self.mismatch}"]
         broken = list(self.timeouts)
+        if self.quiet:
+            return broken + self._quiet_violations() + self._traffic_violations()
         if self.promise_s > self.most_s:
             broken.append(f"the promise of {self.promise_s:.0f} s is beyond the project's {self.most_s:.0f} s")
         broken += self._alert_violations()
@@ -147,6 +185,15 @@ class Record:
                           f"{self.resent_bound_s:.0f} s)")
         return broken
 
+    def _quiet_violations(self) -> list[str]:
+        broken = [f"{alert} fired {at:.0f} s after the fault: nothing may fire in this scenario"
+                  for alert, at in self.fired.items()]
+        broken += [f"{alert} never went pending: the fault did not reach the alerting"
+                   for alert in self.pending if alert not in self.pending_seen]
+        broken += [f"{message['subject']!r} emailed {message['arrived_s']:.0f} s after the fault: no one may be emailed"
+                   for message in self.emails]
+        return broken
+
     def _alert_violations(self) -> list[str]:
         broken = []
         if self.pending_s is None:
@@ -173,13 +220,16 @@ class Record:
                 broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
             if self.email_s > self.promise_s:
                 broken.append(f"email after {self.email_s:.0f} s: later than the promise {self.promise_s:.0f} s")
+        # A promise without a resolved time (a burn, whose long windows drain for hours) awaits no resolved email.
+        if self.resolved_promise_s is None:
+            return broken
         if self.resolved_email_s is None:
             broken.append("no resolved email arrived")
         else:
             if self.resolved_email_s > self.resolved_bound_s:
                 broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
                               f"later than the bound {self.resolved_bound_s:.0f} s")
-            if self.resolved_promise_s is not None and self.resolved_email_s > self.resolved_promise_s:
+            if self.resolved_email_s > self.resolved_promise_s:
                 broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
                               f"later than the promise {self.resolved_promise_s:.0f} s")
         return broken
@@ -209,10 +259,11 @@ class Record:
                 pass  # the pipeline telling of its own fault, by its own path
             elif alert in self.collateral and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
-            elif alert not in self.collateral + self.inhibition_targets:
+            elif alert not in self.collateral + self.inhibition_targets + self.alongside:
                 broken.append(f"unexpected email {message['subject']!r}")
         for (alert, status), count in sent.items():
-            if count > 1:
+            # An at-least-once promise counts the alert's own duplicates (see delivered), it does not fail on them.
+            if count > 1 and not (alert == self.alert and self.delivery == "at-least-once"):
                 broken.append(f"{count} {alert} {status} emails: duplicates")
         return broken
 

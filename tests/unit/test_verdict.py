@@ -240,3 +240,47 @@ def test_a_prometheus_restart_while_the_alert_fires_must_not_let_it_lapse(measur
                "held_s": 165.0}
     assert _record(**(restart | measured)).violations() == broken
     assert _record(**restart).violations() == []
+
+
+def _quiet(**measured) -> Record:
+    record = Record(scenario="short_outage", alert="", severity="", recipient=None, fault="stop the app for 30 s",
+                    promise_s=0, floor_s=0, bound_s=429, resolved_bound_s=0, quiet_s=429, hold_s=30,
+                    pending=["ServiceDown"])
+    for key, value in ({"pending_seen": {"ServiceDown": 14.0}, "restore_s": 31.0} | measured).items():
+        setattr(record, key, value)
+    return record
+
+
+def test_a_quiet_drill_passes_when_its_fault_was_seen_and_nothing_fired_or_mailed():
+    assert _quiet().violations() == []
+    assert _quiet(pending=[], pending_seen={}, error_free=True, traffic_during_fault={"201": 40, "302": 40}).violations() == []
+
+
+@pytest.mark.parametrize(
+    ("measured", "broken"),
+    [
+        ({"fired": {"ServiceDown": 75.0}}, "ServiceDown fired 75 s after the fault: nothing may fire"),
+        ({"pending_seen": {}}, "ServiceDown never went pending: the fault did not reach the alerting"),
+        ({"emails": [_email("CRITICAL: ServiceDown resolved (1)", 95.0)]},
+         "'CRITICAL: ServiceDown resolved (1)' emailed 95 s after the fault: no one may be emailed"),
+        ({"error_free": True, "traffic_during_fault": {"302": 40, "0": 1}}, "requests failed while the fault lasted"),
+    ],
+)
+def test_a_quiet_drill_fails_on_anything_firing_any_email_or_an_unseen_fault(measured, broken):
+    assert any(v.startswith(broken) for v in _quiet(**measured).violations()), _quiet(**measured).violations()
+
+
+def test_an_alert_fired_alongside_may_email_while_the_fault_lasts_once():
+    alongside = [_email("WARNING: HighErrorRate firing (1)", 40.0, to="team@x.example")]
+    record = _record(alongside=["HighErrorRate"])
+    record.emails = record.emails + alongside
+    assert record.violations() == []
+    record.emails = record.emails + alongside
+    assert record.violations() == ["2 HighErrorRate firing emails: duplicates"]
+
+
+def test_a_promise_without_a_resolved_time_awaits_no_resolved_email():
+    record = _record(resolved_promise_s=None, resolved_email_s=None)
+    record.emails = record.emails[:1]
+    assert record.violations() == []
+    assert "no resolved email arrived" in _record(resolved_email_s=None).violations()
