@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from email.message import EmailMessage
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # One process, its metrics in memory: not the shared files of Gunicorn's workers, which the app's image sets up.
@@ -119,6 +120,8 @@ class Switch:
             message = self.outbox.get()
             while True:
                 try:
+                    del message["Date"]
+                    message["Date"] = formatdate(usegmt=True)  # this attempt's: the report's "sent" stage
                     with smtplib.SMTP(host, int(port), timeout=10) as smtp:
                         smtp.send_message(message)
                     print(f"mailed {message['Subject']!r} to {message['To']}", flush=True)

@@ -486,7 +486,7 @@ class Drill:
             say(f"drill {scenario.name}: inject: {scenario.fault}")
             scenario.inject(self.stack)
             fault_at, fault_epoch = time.monotonic(), time.time()
-            record.fault_at = _now()
+            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
             record.inject_s = round(fault_at - inject_began, 1)
 
             def tripped():
