@@ -318,6 +318,9 @@ def _then(*actions):
 
 _PEER = NotifyingPeer()
 NEXT_PEER = "the next peer's wait: position 1 x --cluster.peer-timeout"
+# A peer stopped or paused refuses Prometheus's sends: its next send to that peer (a resend
+# delay at most away) fails, and the team hears of it, unless the drill has ended by then.
+PEER_UNREACHABLE = ("PrometheusCannotReachAlertmanager",)
 
 HA_PEER_DOWN_PENDING = Scenario(
     name="ha_peer_down_pending",
@@ -331,6 +334,7 @@ HA_PEER_DOWN_PENDING = Scenario(
     resolved_extra_delay=PEER_WAIT,
     recovered=('up{job="app"} == 1',),
     ha=True,
+    may_notify=PEER_UNREACHABLE,
 )
 
 HA_NOTIFIER_DOWN = Scenario(
@@ -346,6 +350,7 @@ HA_NOTIFIER_DOWN = Scenario(
     resolved_extra_delay=PEER_WAIT,
     recovered=('up{job="app"} == 1',),
     ha=True,
+    may_notify=PEER_UNREACHABLE,
 )
 
 HA_PROMETHEUS_REPLICA_DOWN = Scenario(
@@ -373,6 +378,7 @@ HA_PARTITION = Scenario(
     resolved_extra_delay=PEER_WAIT,
     recovered=('up{job="app"} == 1',),
     ha=True,
+    may_notify=PEER_UNREACHABLE,
     # Alertmanager's documented promise when peers cannot gossip: rather twice than never.
     delivery="at-least-once",
 )
