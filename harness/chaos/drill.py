@@ -447,7 +447,7 @@ class Drill:
     def _note_signals(self, record: Record, fault_epoch: float) -> None:
         try:
             record.signals = signals.read(self.prometheus, record.alert, fault_epoch, time.time())
-            if record.alert and record.firing_s is not None:
+            if record.alert in config.alert_names() and record.firing_s is not None:  # not the dead man's switch
                 record.first_seen_s = self._first_seen(record.alert, fault_epoch - (record.inject_s or 0.0),
                                                        fault_epoch + record.firing_s, fault_epoch)
         except OSError as error:
