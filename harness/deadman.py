@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # One process, its metrics in memory: not the shared files of Gunicorn's workers, which the app's image sets up.
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest  # noqa: E402
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 NAME = "DeadMansSwitch"  # harness/config/promises.py states its promise under this name
 RETRY = 2.0  # seconds between two attempts to mail while the SMTP server does not answer
@@ -141,7 +141,7 @@ def handler(switch: Switch) -> type[BaseHTTPRequestHandler]:
     routes = {"/heartbeat": switch.heartbeat, "/relay": switch.relay}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
+        def do_POST(self):  # http.server's name
             receive = routes.get(self.path)
             if receive is None:
                 self.send_error(404)
@@ -150,7 +150,7 @@ def handler(switch: Switch) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.end_headers()
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             if self.path != "/metrics":
                 self.send_error(404)
                 return

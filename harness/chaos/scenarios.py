@@ -8,8 +8,8 @@ import time
 
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
-from harness.config.promises import DEADMAN
 from harness.chaos.faults import TableLock, accept_writes, migrate_schema, reject_writes, roll_back_schema
+from harness.config.promises import DEADMAN
 from harness.stack import (
     ALERTMANAGER_PEER_TIMEOUT,
     PROMETHEUS_ALERTMANAGER_TIMEOUT,

@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from harness import config, stack
-from harness.chaos import scenarios
 from harness.chaos import drill as drill_module
+from harness.chaos import scenarios
 from harness.chaos.drill import expectation
 from harness.chaos.scenarios import SCENARIOS
 from harness.config import checks, promises

@@ -228,12 +228,12 @@ def test_a_resolved_email_before_the_restore_is_a_false_all_clear():
 
 @pytest.mark.parametrize("measured, broken", [
     ({"resent_s": None}, ["the restarted Prometheus never sent ServiceDown to Alertmanager again"]),
-    ({"resent_s": 101.0}, ["the restarted Prometheus sent ServiceDown again 101 s after it was ready: later than the "
-                           "bound 100 s"]),
-    ({"inactive_s": 40.0}, ["ServiceDown was no longer active in Alertmanager 40 s after the restart: a resolved email "
-                            "and a second page follow"]),
-    ({"prometheus_ready_s": 70.0}, ["Alertmanager may let ServiceDown expire (165 s after the stop) before the "
-                                    "restarted Prometheus sends it again (70 + 100 s)"]),
+    ({"resent_s": 101.0}, [("the restarted Prometheus sent ServiceDown again 101 s after it was ready: later than the "
+                            "bound 100 s")]),
+    ({"inactive_s": 40.0}, [("ServiceDown was no longer active in Alertmanager 40 s after the restart: a resolved email "
+                             "and a second page follow")]),
+    ({"prometheus_ready_s": 70.0}, [("Alertmanager may let ServiceDown expire (165 s after the stop) before the "
+                                     "restarted Prometheus sends it again (70 + 100 s)")]),
 ])
 def test_a_prometheus_restart_while_the_alert_fires_must_not_let_it_lapse(measured, broken):
     restart = {"prometheus_restart_s": 77.0, "prometheus_ready_s": 8.0, "resent_s": 30.0, "resent_bound_s": 100.0,
