@@ -178,6 +178,10 @@ def _plan(scenario: Scenario, attached: bool) -> list[str]:
             f"promise {record.promise_s:.0f} s)",
             *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
             *(f"expect {name} never to go pending" for name in scenario.silent),
+            *([f"once the email came, restart Prometheus; expect {scenario.alert} to stay active in Alertmanager and "
+               f"to be sent again within {record.resent_bound_s:.0f} s of Prometheus being ready"]
+              if scenario.restart_prometheus_while_firing else []),
+            *(f"expect {name} to fire (it notifies by its own path)" for name in scenario.meta),
             *([f"expect {record.proof} to grow"] if record.proof else []),
             f"restore, then expect the resolved email within {record.resolved_bound_s:.0f} s",
             *(f"expect {query} once resolved" for query in scenario.recovered),

@@ -119,9 +119,21 @@ def parts() -> dict[tuple[str, str], Part]:
 
 
 def drill_facts(alert: str | None, inhibited: list[str], silent: list[str], collateral: list[str],
-                mailed: bool = True, pending: list[str] = ()) -> dict[tuple[str, str], list[str]]:
-    """What a drill of this alert (None: a quiet drill) exercises, by part: one definition for scenarios and records."""
+                mailed: bool = True, pending: list[str] = (), meta: list[str] = ()) -> dict[tuple[str, str], list[str]]:
+    """What a drill of this alert exercises, by part: one definition for scenarios and records.
+
+    alert None: a quiet drill. The dead man's switch's own notification exercises what feeds it:
+    the Watchdog's route to the heartbeat receiver. Meta-alerts (the pipeline's own) fire and are routed.
+    """
+    if alert == promises.DEADMAN:
+        from harness.chaos.drill import WATCHDOG  # the drill runner imports the stack
+
+        return drill_facts(WATCHDOG, inhibited, silent, collateral, mailed=False, pending=pending, meta=meta)
     facts: dict[tuple[str, str], list[str]] = {}
+    for name in meta:
+        labels = config.alert_labels(name)
+        facts |= {("alert rule", name): [FIRED], ("route", _route_name(labels)): [ROUTED],
+                  ("receiver", _receiver_of(labels)): [ROUTED]}
     for name in pending:  # a quiet drill's alerts that go pending and must never fire
         facts[("alert rule", name)] = [WENT_PENDING]
     for name in silent:
@@ -153,7 +165,7 @@ def seen_facts(record: dict) -> dict[tuple[str, str], list[str]]:
     alert = None if record.get("quiet_s") is not None else record["alert"]
     pending = [name for name in record.get("pending", []) if name in record.get("pending_seen", {})]
     facts = drill_facts(alert, list(record["inhibited_seen_s"]), silent, record["collateral"],
-                        mailed=record["recipient"] is not None, pending=pending)
+                        mailed=record["recipient"] is not None, pending=pending, meta=list(record.get("meta_firing_s", {})))
     chain = {("alert rule", alert)} | {key for key in facts if key[0] in ("route", "receiver", "template")}
     seen = {key: [fact for fact in design if key not in chain or measured.get(fact) is not None]
             for key, design in facts.items()}
@@ -217,7 +229,8 @@ def matrix(scenarios: dict | None = None, report: dict | None = None) -> list[Pa
     for scenario in scenarios.values():
         mailed = scenario.alert is not None and promises.promise(scenario.alert).recipient is not None
         for key, facts in drill_facts(scenario.alert, list(scenario.inhibited), list(scenario.silent),
-                                      list(scenario.collateral), mailed, list(scenario.pending)).items():
+                                      list(scenario.collateral), mailed, list(scenario.pending),
+                                      list(scenario.meta)).items():
             part(key).drills[scenario.name] = facts
     for key, tests in tool_facts().items():
         part(key).tools = tests

@@ -17,7 +17,7 @@ from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
 from harness.report import signals
-from harness.stack import LOG_DIR, Stack
+from harness.stack import LOG_DIR, PROMETHEUS_RESEND_DELAY, Stack
 from harness.stack.observe import Alertmanager, Prometheus, counter
 from harness.waiting import WaitTimeout, say, wait_until
 
@@ -75,6 +75,16 @@ class Scenario:
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
     proof: Proof | None = None
+    # The pipeline watching itself: meta-alerts this fault causes. Each must be seen firing in
+    # Prometheus before the drill ends; each notifies by its own path (alertmanager.yml), and
+    # its emails are expected, not extra.
+    meta: tuple[str, ...] = ()
+    # Notifications that may come but need not: the dead man's switch when an outage of the
+    # heartbeat may or may not outlast its silence limit.
+    may_notify: tuple[str, ...] = ()
+    # Once the firing email came, restart Prometheus (the fault stays): Alertmanager must keep the
+    # alert active until the new Prometheus sends it again: no resolved email, no second page.
+    restart_prometheus_while_firing: bool = False
     # The HA profile: the drill runs on a stack of Prometheus replicas and an Alertmanager cluster.
     ha: bool = False
     # What the scenario promises of the emails: "exactly-once" (a duplicate is a failure) or
@@ -122,6 +132,9 @@ class Drill:
             if scenario.quiet:
                 self.steady_state(traffic)
                 self._quiet(scenario, record, traffic)
+            elif scenario.alert == promises.DEADMAN:
+                self.steady_state(traffic)
+                self._switch_drill(scenario, record)
             elif record.mailed:
                 self.steady_state(traffic)
                 self._drill(scenario, record, traffic)
@@ -155,7 +168,8 @@ class Drill:
             "Alertmanager to hold the Watchdog and no other active alert",
             self.alertmanager.active_alerts,
             done=lambda active: active == {WATCHDOG},
-            timeout=config.alert(WATCHDOG).resolved_bound + WAIT_MARGIN,
+            # A fresh Prometheus may send it only after its resend delay (the watchdog scenario's bound).
+            timeout=STEADY_TIMEOUT,
         )
         self.inbox.clear()
 
@@ -176,6 +190,8 @@ class Drill:
                 f"waiting for {record.alert} to fire and email")
             self._watch(record, self._watch_firing(scenario, record, fault_at, arrivals),
                         deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
+            if scenario.restart_prometheus_while_firing and record.email_s is not None:
+                self._restart_prometheus(record, fault_at, arrivals)
             if scenario.inhibited and record.email_s is not None:
                 # Hold the fault until the alerts it causes fire and are seen inhibited.
                 longest = max(config.alert(name).bound for name in scenario.inhibited)
@@ -316,6 +332,7 @@ class Drill:
     def _observe_alerts(self, record: Record, since: float) -> dict[str, str]:
         """Prometheus's alert states; notes silent alerts that went off and inhibited ones seen so."""
         states = self.prometheus.alert_states()
+        self._note_meta(record, states, since)
         for alert in record.silent:
             if alert in states:
                 record.silent_seen.setdefault(alert, states[alert])
@@ -434,7 +451,7 @@ class Drill:
     def _note_signals(self, record: Record, fault_epoch: float) -> None:
         try:
             record.signals = signals.read(self.prometheus, record.alert, fault_epoch, time.time())
-            if record.alert and record.firing_s is not None:
+            if record.alert in config.alert_names() and record.firing_s is not None:  # not the dead man's switch
                 record.first_seen_s = self._first_seen(record.alert, fault_epoch - (record.inject_s or 0.0),
                                                        fault_epoch + record.firing_s, fault_epoch)
         except OSError as error:
@@ -448,6 +465,155 @@ class Drill:
         return round(min(seen) - fault_epoch, 1) if seen else None
 
 
+    # -- The pipeline watching itself ------------------------------------------------------
+
+    @staticmethod
+    def _note_meta(record: Record, states: dict[str, str], since: float) -> None:
+        """When each meta-alert of the scenario was first seen firing."""
+        for alert in record.meta:
+            if states.get(alert) == "firing":
+                record.meta_firing_s.setdefault(alert, round(time.monotonic() - since, 1))
+
+    def _switch_drill(self, scenario: Scenario, record: Record) -> None:
+        """The dead man's switch: armed, the fault, its own email to on-call; the restore, its resolved email."""
+        switch = self.stack.url("deadman")
+        wait_until("the dead man's switch to have received a first heartbeat (armed)",
+                   lambda: counter(switch, "deadman_heartbeats_total", {}), done=lambda beats: beats >= 1,
+                   timeout=STEADY_TIMEOUT)
+        self.inbox.clear()
+        arrivals: dict[int, float] = {}
+        record.inject_began_at = _now()
+        inject_began = time.monotonic()
+        fault_at, fault_epoch = inject_began, time.time()
+        restored = False
+        try:
+            say(f"drill {scenario.name}: inject: {scenario.fault}")
+            scenario.inject(self.stack)
+            fault_at, fault_epoch = time.monotonic(), time.time()
+            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
+            record.inject_s = round(fault_at - inject_began, 1)
+
+            def tripped():
+                elapsed = round(time.monotonic() - fault_at, 1)
+                if record.firing_s is None and counter(switch, "deadman_tripped", {}) == 1:
+                    record.pending_s = record.firing_s = record.active_s = elapsed
+                if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
+                    record.email_s = elapsed
+                return {"switch": "tripped" if record.firing_s is not None else "armed",
+                        "email": "arrived" if record.email_s is not None else "not yet"}
+
+            self._watch(record, lambda deadline: wait_until(
+                f"the dead man's switch's email ({scenario.fault})", tripped, done=lambda _: record.email_s is not None,
+                timeout=deadline, interval=POLL), deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
+            say(f"drill {record.scenario}: switch tripped {record.firing_s} s, email {record.email_s} s after the "
+                f"fault (floor {record.floor_s:.0f} s, bound {record.bound_s:.0f} s)")
+            restored_at = time.monotonic()
+            say(f"drill {scenario.name}: restore")
+            scenario.restore(self.stack)
+            restored = True
+            record.restored_at = _now()
+            record.restore_s = round(restored_at - fault_at, 1)
+            if record.email_s is not None:
+                def back():
+                    if record.resolved_email_s is None and self._arrived(record.alert, "resolved", fault_at, arrivals):
+                        record.resolved_email_s = record.recovered_s = round(time.monotonic() - restored_at, 1)
+                    return {"resolved email": "arrived" if record.resolved_email_s is not None else "not yet"}
+
+                self._watch(record, lambda deadline: wait_until(
+                    "the dead man's switch's resolved email (the heartbeat is back)", back,
+                    done=lambda _: record.resolved_email_s is not None, timeout=deadline, interval=POLL),
+                    deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
+                if record.resolved_email_s is not None:
+                    record.not_recovered = [query for query in scenario.recovered if not self.prometheus.query(query)]
+        finally:
+            if not restored:
+                say(f"drill {scenario.name}: restore (after a failure)")
+                scenario.restore(self.stack)
+            self._note_emails(record, fault_at, arrivals)
+            self._follow_runbook(record)
+            self._note_signals(record, fault_epoch)
+
+
+    def _restart_prometheus(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
+        """Restart Prometheus while the alert fires; watch Alertmanager hold it until the new Prometheus sends it again."""
+        say(f"drill {record.scenario}: restart Prometheus while {record.alert} fires")
+        began = time.monotonic()
+        record.prometheus_restart_s = round(began - fault_at, 1)
+        self.stack.pause_service("prometheus")
+        sent_before = _unless_down(lambda: self.alertmanager.ends_at(record.alert), None)  # the old Prometheus's last
+        self.stack.resume_service("prometheus")  # ready: it has found Alertmanager
+        ready = time.monotonic()
+        record.prometheus_ready_s = round(ready - began, 1)
+
+        def observe():
+            elapsed = round(time.monotonic() - ready, 1)
+            ends = _unless_down(lambda: self.alertmanager.ends_at(record.alert), sent_before)
+            if ends is None and record.inactive_s is None:
+                record.inactive_s = elapsed
+            if ends not in (None, sent_before) and record.resent_s is None:
+                record.resent_s = elapsed
+            self._arrived(record.alert, "firing", fault_at, arrivals)  # keeps every email's arrival time
+            return {"alertmanager": "active" if ends else "not active", "sent again": record.resent_s is not None}
+
+        self._watch(record, lambda deadline: wait_until(
+            f"the restarted Prometheus to send {record.alert} to Alertmanager again", observe,
+            done=lambda _: record.resent_s is not None, timeout=deadline, interval=POLL),
+            deadline=record.resent_bound_s + WAIT_MARGIN)
+        say(f"drill {record.scenario}: Prometheus ready {record.prometheus_ready_s} s after its stop, sent "
+            f"{record.alert} again {record.resent_s} s later (bound {record.resent_bound_s:.0f} s; Alertmanager holds "
+            f"it at least {record.held_s:.0f} s after the stop)")
+
+
+def restart_timings(spec: config.AlertSpec) -> tuple[float, float]:
+    """When a restarted Prometheus sends a firing alert again, and how long Alertmanager holds it without a send.
+
+    Ready, Prometheus has found Alertmanager: nothing it sends is dropped. It restores a firing
+    alert's `for` state from ALERTS_FOR_STATE, but only once its first evaluation has seen the
+    series: at worst the alert is pending afresh after the first scrape of the dead target,
+    fires after `for` and an evaluation, and is sent at once. Alertmanager keeps it until its
+    endsAt, 4 x max(resend delay, evaluation) after the old Prometheus's last send, which came
+    at most a resend delay and an evaluation before the stop; its own resolve_timeout is for
+    alerts without an endsAt, never Prometheus's.
+    """
+    delay = config.seconds(PROMETHEUS_RESEND_DELAY)
+    resent = spec.scrape_interval + spec.for_s + spec.evaluation_interval + config.DELIVERY_SLACK
+    held = 4 * max(delay, spec.evaluation_interval) - (delay + spec.evaluation_interval)
+    return resent, held
+
+
+def switch_timings() -> tuple[float, float, float, str]:
+    """Floor, bound and resolved bound of the dead man's switch's email when Prometheus stops, and the bound in words.
+
+    Prometheus sends the Watchdog every resend delay (at the next evaluation), valid for 4
+    times that (its endsAt); Alertmanager keeps it, and keeps the heartbeat going, until then,
+    resolves it on the heartbeat route's next group_interval tick, and the switch trips at once.
+    Restarted, Prometheus may drop its first send before it has found Alertmanager: the
+    heartbeat is back within a resend delay, an evaluation and a tick.
+    """
+    heartbeat = config.alert(WATCHDOG)
+    delay = config.seconds(PROMETHEUS_RESEND_DELAY)
+    resend = delay + heartbeat.evaluation_interval  # between two sends of a firing alert
+    held = 4 * max(delay, heartbeat.evaluation_interval)  # a sent alert's endsAt, after its send
+    floor = held - resend  # the last send came at most one resend before the fault
+    bound = held + heartbeat.group_interval + config.DELIVERY_SLACK
+    resolved = resend + heartbeat.group_interval + config.DELIVERY_SLACK
+    why = (f"Watchdog held {held:.0f} (4 x resend delay) + heartbeat group_interval {heartbeat.group_interval:.0f} "
+           f"+ slack {config.DELIVERY_SLACK:.0f}")
+    return floor, bound, resolved, why
+
+
+def switch_expectation(scenario: Scenario, run: int = 1) -> Record:
+    """The record of a drill whose notification is the dead man's switch's own email, not Alertmanager's."""
+    promise = promises.promise(promises.DEADMAN)
+    floor, bound, resolved, why = switch_timings()
+    return Record(
+        scenario=scenario.name, run=run, alert=promises.DEADMAN, severity=promise.severity,
+        recipient=promise.recipient, fault=scenario.fault, promise_s=promise.firing_s, floor_s=floor, bound_s=bound,
+        resolved_bound_s=resolved, resolved_promise_s=promise.resolved_s, most_s=promises.most(), bound_why=why,
+        runbook_anchor=promises.DEADMAN_ANCHOR,
+    )
+
+
 def expectation(scenario: Scenario, run: int = 1) -> Record:
     """The record of a drill before it runs: what the promise and the configuration expect of it.
 
@@ -456,6 +622,8 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
     """
     if scenario.quiet:
         return _quiet_expectation(scenario, run)
+    if scenario.alert == promises.DEADMAN:
+        return switch_expectation(scenario, run)
     try:
         spec = config.alert(scenario.alert)
         promise = promises.promise(scenario.alert)
@@ -473,6 +641,9 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
         collateral=list(scenario.collateral), alongside=list(scenario.alongside), error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
+        meta=list(scenario.meta), may_notify=list(scenario.may_notify),
+        **(dict(zip(("resent_bound_s", "held_s"), restart_timings(spec)))
+           if scenario.restart_prometheus_while_firing else {}),
         profile="ha" if scenario.ha else "single", delivery=scenario.delivery,
     )
 

@@ -9,6 +9,7 @@ import time
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
 from harness.chaos.faults import TableLock, accept_writes, migrate_schema, reject_writes, roll_back_schema
+from harness.config.promises import DEADMAN
 from harness.stack import (
     ALERTMANAGER_PEER_TIMEOUT,
     PROMETHEUS_ALERTMANAGER_TIMEOUT,
@@ -144,6 +145,11 @@ ALERTMANAGER_RESTART = Scenario(
     proof=Proof("prometheus", "prometheus_notifications_errors_total",
                 what="Prometheus failed to send to the stopped Alertmanager"),
     recovered=('up{job="app"} == 1',),
+    # Its sends failed: the team hears of it once Alertmanager is back. The heartbeat stops
+    # for the outage plus up to a resend delay on each side: more or less than the switch's
+    # silence limit, depending on where the outage falls between two heartbeats.
+    meta=("PrometheusCannotReachAlertmanager",),
+    may_notify=(DEADMAN,),
 )
 
 MAILSINK_DOWN = Scenario(
@@ -159,6 +165,7 @@ MAILSINK_DOWN = Scenario(
     proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
                 what="Alertmanager's attempts to mail the stopped sink failed"),
     recovered=('up{job="app"} == 1',),
+    meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch once the sink is back
 )
 
 WATCHDOG = Scenario(
@@ -170,6 +177,37 @@ WATCHDOG = Scenario(
     restore=lambda stack: None,
     extra_delay=RESEND,
     extra_delay_why="a fresh Prometheus's resend delay and its evaluation",
+)
+
+EXPORTER_DOWN = Scenario(
+    name="exporter_down",
+    alert="ExporterDown",
+    fault="stop the Redis exporter's container (Redis itself keeps running)",
+    inject=_stop("redis-exporter"),
+    restore=_start("redis-exporter"),
+    # redis_up is absent, never 0, while its exporter is down: RedisDown cannot fire.
+    silent=("RedisDown",),
+    recovered=('up{job="redis"} == 1',),
+)
+
+PROMETHEUS_DOWN = Scenario(
+    name="prometheus_down",
+    alert=DEADMAN,
+    fault="stop Prometheus: no rule is evaluated, no alert sent; the Watchdog stops",
+    inject=_stop("prometheus"),
+    restore=_start("prometheus"),
+    # Evaluating again: its first scrapes may still be to come when the heartbeat is back.
+    recovered=('ALERTS{alertname="Watchdog", alertstate="firing"}',),
+)
+
+PROMETHEUS_RESTART = Scenario(
+    name="prometheus_restart",
+    alert="ServiceDown",
+    fault="stop the app; once ServiceDown has paged, restart Prometheus (the app stays down)",
+    inject=_stop("app"),
+    restore=_start("app"),
+    restart_prometheus_while_firing=True,
+    recovered=('up{job="app"} == 1',),
 )
 
 # Quiet scenarios: what happens on an ordinary day must page no one. Each watches, from its
@@ -280,6 +318,9 @@ def _then(*actions):
 
 _PEER = NotifyingPeer()
 NEXT_PEER = "the next peer's wait: position 1 x --cluster.peer-timeout"
+# A peer stopped or paused refuses Prometheus's sends: its next send to that peer (a resend
+# delay at most away) fails, and the team hears of it, unless the drill has ended by then.
+PEER_UNREACHABLE = ("PrometheusCannotReachAlertmanager",)
 
 HA_PEER_DOWN_PENDING = Scenario(
     name="ha_peer_down_pending",
@@ -294,6 +335,7 @@ HA_PEER_DOWN_PENDING = Scenario(
     resolved_extra_delay=PEER_WAIT,
     recovered=('up{job="app"} == 1',),
     ha=True,
+    may_notify=PEER_UNREACHABLE,
 )
 
 HA_NOTIFIER_DOWN = Scenario(
@@ -312,6 +354,7 @@ HA_NOTIFIER_DOWN = Scenario(
     resolved_extra_delay=PEER_WAIT,
     recovered=('up{job="app"} == 1',),
     ha=True,
+    may_notify=PEER_UNREACHABLE,
 )
 
 HA_PROMETHEUS_REPLICA_DOWN = Scenario(
@@ -339,6 +382,7 @@ HA_PARTITION = Scenario(
     resolved_extra_delay=PEER_WAIT,
     recovered=('up{job="app"} == 1',),
     ha=True,
+    may_notify=PEER_UNREACHABLE,
     # Alertmanager's documented promise when peers cannot gossip: rather twice than never.
     delivery="at-least-once",
 )
@@ -350,8 +394,9 @@ SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
     for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, POSTGRES_DOWN,
-                     *HA_SCENARIOS.values(), ERROR_BUDGET_BURN, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE,
-                     WATCHDOG, REDIS_DOWN, SERVICE_DOWN, MAILSINK_DOWN)
+                     *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
+                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
+                     EXPORTER_DOWN, MAILSINK_DOWN)
 }
 
 

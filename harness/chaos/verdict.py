@@ -63,6 +63,18 @@ class Record:
     signals: dict[str, list[list[float]]] = field(default_factory=dict)
     timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
     duration_s: float | None = None  # the whole drill, from the steady-state wait to the resolved email
+    # The pipeline watching itself: meta-alerts that must fire (and may mail), when each fired;
+    # notifications that may come but need not.
+    meta: list[str] = field(default_factory=list)
+    meta_firing_s: dict[str, float] = field(default_factory=dict)
+    may_notify: list[str] = field(default_factory=list)
+    # Prometheus restarted while the alert fires (s after the fault; then after Prometheus was ready).
+    prometheus_restart_s: float | None = None
+    prometheus_ready_s: float | None = None  # how long the restart took, to Alertmanager found
+    resent_s: float | None = None  # when Alertmanager got the alert from the new Prometheus
+    resent_bound_s: float | None = None
+    held_s: float | None = None  # the least time Alertmanager holds the alert after the old Prometheus's last send
+    inactive_s: float | None = None  # when Alertmanager held it no more, if it ever did not
     # A quiet scenario: watched this long after the fault (held hold_s), nothing may fire and no one be emailed.
     quiet_s: float | None = None
     hold_s: float = 0.0
@@ -142,6 +154,35 @@ class Record:
         broken += [f"not recovered after the resolved email: {query} returned nothing" for query in self.not_recovered]
         if self.runbook_problem:
             broken.append(f"the runbook link does not lead to its section: {self.runbook_problem}")
+        broken += self._meta_violations()
+        return broken
+
+    def _meta_violations(self) -> list[str]:
+        broken = [f"{alert} never fired: the pipeline did not see its own fault" for alert in self.meta
+                  if alert not in self.meta_firing_s]
+        early = [m for m in self.emails if self.restore_s is not None and m["arrived_s"] < self.restore_s
+                 and m["subject"].startswith(f"{self.severity.upper()}: {self.alert} resolved")]
+        if early:
+            broken.append(f"a resolved {self.alert} email {early[0]['arrived_s']:.0f} s after the fault, before the "
+                          f"restore at {self.restore_s:.0f} s: a false all-clear")
+        return broken + self._restart_violations()
+
+    def _restart_violations(self) -> list[str]:
+        if self.resent_bound_s is None or self.prometheus_restart_s is None:
+            return []
+        broken = []
+        if self.resent_s is None:
+            broken.append(f"the restarted Prometheus never sent {self.alert} to Alertmanager again")
+        elif self.resent_s > self.resent_bound_s:
+            broken.append(f"the restarted Prometheus sent {self.alert} again {self.resent_s:.0f} s after it was ready: "
+                          f"later than the bound {self.resent_bound_s:.0f} s")
+        if self.inactive_s is not None:
+            broken.append(f"{self.alert} was no longer active in Alertmanager {self.inactive_s:.0f} s after the restart: "
+                          "a resolved email and a second page follow")
+        if (self.prometheus_ready_s or 0) + self.resent_bound_s > (self.held_s or 0):
+            broken.append(f"Alertmanager may let {self.alert} expire ({self.held_s:.0f} s after the stop) before the "
+                          f"restarted Prometheus sends it again ({self.prometheus_ready_s:.0f} + "
+                          f"{self.resent_bound_s:.0f} s)")
         return broken
 
     def _quiet_violations(self) -> list[str]:
@@ -214,6 +255,8 @@ class Record:
                 broken += email_violations(message, self.alert, self.severity, self.recipient, self.runbook_anchor)
             elif alert in self.inhibition_targets and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
+            elif alert in self.meta + self.may_notify:
+                pass  # the pipeline telling of its own fault, by its own path
             elif alert in self.collateral and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
             elif alert not in self.collateral + self.inhibition_targets + self.alongside:

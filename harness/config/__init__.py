@@ -68,6 +68,7 @@ class AlertSpec:
     receiver: str
     recipient: str | None  # None for a receiver that sends no email (the heartbeat)
     sends_resolved: bool = False  # whether its receiver mails the resolved notification too
+    by_switch: bool = False  # mailed by the dead man's switch (its /relay webhook), not by Alertmanager's email
 
     @property
     def bound(self) -> float:
@@ -114,6 +115,7 @@ def alert(name: str) -> AlertSpec:
         receiver=route["receiver"],
         recipient=route["to"],
         sends_resolved=route["send_resolved"],
+        by_switch=route["by_switch"],
     )
 
 
@@ -140,7 +142,7 @@ def windows(expr: str) -> tuple[float, float]:
     a branch fires when its slowest window has, the alert with its soonest branch; it resolves
     once each branch has a window drained of the fault.
     """
-    if " and " not in expr and " or " not in expr:
+    if " and " not in expr:  # one threshold, or an `or` of thresholds: the longest range
         window = max(_ranges(expr), default=0.0)
         return window, window
     branches = []
@@ -259,7 +261,22 @@ def _route_for(config: dict, labels: dict) -> dict:
     mail = receiver.get("email_configs", [{}])[0]
     settings["to"] = mail.get("to")
     settings["send_resolved"] = mail.get("send_resolved", False)  # Alertmanager's default for email
+    relay = next((hook for hook in receiver.get("webhook_configs", []) if hook["url"].endswith(RELAY_PATH)), None)
+    settings["by_switch"] = relay is not None
+    if relay:  # the dead man's switch mails on-call itself
+        settings["to"] = oncall()
+        settings["send_resolved"] = relay.get("send_resolved", True)  # Alertmanager's default for webhooks
     return settings
+
+
+# Where Alertmanager posts what the dead man's switch must mail on (harness/deadman.py).
+RELAY_PATH = "/relay"
+HEARTBEAT_PATH = "/heartbeat"
+
+
+def oncall() -> str:
+    """On-call's address: whom a critical alert is mailed to (also whom the dead man's switch mails)."""
+    return _route_for(load(ALERTMANAGER_DIR / "alertmanager.yml"), {"severity": "critical"})["to"]
 
 
 # The HA profile's Prometheus configuration, beside prometheus.yml: the same file but for the
@@ -321,11 +338,17 @@ SMTP_ENVIRONMENT = {
 }
 
 
-def render_alertmanager(dest: Path, smarthost: str, environ=os.environ) -> Path:
-    """Copy the committed Alertmanager files to dest, sending mail to the stack's sink or to the relay the environment names."""
+def render_alertmanager(dest: Path, smarthost: str, deadman: str, environ=os.environ) -> Path:
+    """Copy the committed Alertmanager files to dest, sending mail to the stack's sink or to the relay the environment names.
+
+    deadman is the address of the stack's dead man's switch: every webhook goes there.
+    """
     shutil.copytree(ALERTMANAGER_DIR, dest, dirs_exist_ok=True)
     config = load(ALERTMANAGER_DIR / "alertmanager.yml")
     config["global"]["smtp_smarthost"] = smarthost
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = re.sub(r"^http://[^/]+", f"http://{deadman}", hook["url"])
     relay = {key: environ[name] for name, key in SMTP_ENVIRONMENT.items() if environ.get(name)}
     if relay:
         config["global"].update(relay)

@@ -31,9 +31,13 @@ def notifications() -> dict:
     return config.load(PATH)["notifications"]
 
 
+DEADMAN = "DeadMansSwitch"  # the name the dead man's switch mails under (harness/deadman.py)
+DEADMAN_ANCHOR = "#" + DEADMAN.lower()  # its section of the playbook
+
+
 def promise(alert: str) -> Promise:
-    """The promise for one alert; ConfigMismatch for an alert that promises nothing."""
-    stated = config.load(PATH)["alerts"].get(alert)
+    """The promise for one alert (or the dead man's switch); ConfigMismatch for one that promises nothing."""
+    stated = config.load(PATH)["deadman"] if alert == DEADMAN else config.load(PATH)["alerts"].get(alert)
     if stated is None:
         raise config.ConfigMismatch(f"{PATH.name} states no promise for alert {alert}")
     return Promise(

@@ -28,6 +28,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HttpWaitStrategy, PortWaitStrategy, WaitStrategy
 
 from harness import config
+from harness.config import promises
 from harness.stack import images, mail
 from harness.waiting import say
 
@@ -49,6 +50,18 @@ FLAVOUR_LABEL = "shortener.flavour"
 # Prometheus re-sends a firing alert only this long after its last send, even when that send
 # was lost (Alertmanager down, or not yet discovered); the bounds that can meet it read it here.
 PROMETHEUS_RESEND_DELAY = "1m"
+
+# The dead man's switch's own setting: how late a heartbeat may be past the latest tick it can
+# come on (the Watchdog route's repeat_interval, then its group_interval) before the switch
+# trips: the webhook's delivery and the switch's one-second check.
+DEADMAN_GRACE = "15s"
+DEADMAN = config.ROOT / "harness" / "deadman.py"  # the switch's code, mounted into the app's image
+
+
+def deadman_silence() -> float:
+    """Seconds without a heartbeat after which the switch trips, from the Watchdog's route and the grace."""
+    heartbeat = config.alert("Watchdog")
+    return heartbeat.repeat_interval + heartbeat.group_interval + config.seconds(DEADMAN_GRACE)
 
 # The HA profile: Prometheus as a pair of identical replicas, Alertmanager as a gossip cluster
 # (every Prometheus sends to every peer). These settings are passed as flags and read back by
@@ -388,7 +401,7 @@ def prometheus(stack: Stack, instance: str = "prometheus") -> HostContainer:
         stack.workdir / "prometheus",
         targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
         alertmanager=stack.address("alertmanager"),
-        links={f"http://127.0.0.1:{USUAL_PORTS[name]}": stack.link_base(name) for name in LINKED},
+        links=_links(stack),
         # The HA profile's replicas read a second file: every peer, and their own replica label.
         peers=[stack.address(peer) for peer in stack.instances_of("alertmanager")] if stack.ha else None,
         peer_timeout=PROMETHEUS_ALERTMANAGER_TIMEOUT,
@@ -428,7 +441,7 @@ def _alertmanager_discovered(body: str) -> bool:
 
 def alertmanager(stack: Stack, instance: str = "alertmanager") -> HostContainer:
     rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("smtp"),
-                                          environ=stack.environ)
+                                          deadman=stack.address("deadman"), environ=stack.environ)
     return (
         _container(stack, "alertmanager", instance=instance)
         .with_volume_mapping(str(rendered), "/etc/alertmanager", "ro")
@@ -475,6 +488,33 @@ def runbooks(stack: Stack) -> HostContainer:
         .with_volume_mapping(str(config.ROOT / "docs"), "/srv/docs", "ro")
         .ready_when(_ready_http(port, f"/{RUNBOOK}"))
     )
+
+
+def deadman(stack: Stack) -> HostContainer:
+    """The dead man's switch (harness/deadman.py): the Watchdog's webhook; mails on-call through the sink itself."""
+    _, watchdog = config.find_rule("Watchdog")  # its links, with the switch's own runbook section
+    runbook, dashboard = (_relinked(watchdog["annotations"][key], _links(stack)) for key in ("runbook_url", "dashboard_url"))
+    return (
+        _container(stack, "deadman", entrypoint=["python3", "/srv/deadman.py"])
+        .with_volume_mapping(str(DEADMAN), "/srv/deadman.py", "ro")
+        .with_command([f"--listen={stack.address('deadman')}", f"--smtp={stack.address('smtp')}",
+                       f"--to={config.oncall()}", f"--silence={deadman_silence():.0f}",
+                       f"--runbook={runbook.partition('#')[0]}{promises.DEADMAN_ANCHOR}", f"--dashboard={dashboard}"])
+        .ready_when(_ready_http(stack.ports["deadman"], "/metrics"))
+    )
+
+
+def _links(stack: Stack) -> dict[str, str]:
+    """The usual base URL of each linked service, and the one this stack's on-call should click instead."""
+    return {f"http://127.0.0.1:{USUAL_PORTS[name]}": stack.link_base(name) for name in LINKED}
+
+
+def _relinked(url: str, links: dict[str, str]) -> str:
+    """A committed link pointed at this stack, as render_prometheus does for the alerts' links."""
+    for committed, actual in links.items():
+        if url.startswith(committed + "/"):
+            return actual.rstrip("/") + url[len(committed):]
+    return url
 
 
 def redis_exporter(stack: Stack) -> HostContainer:
@@ -618,9 +658,12 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     Service("postgres-exporter", postgres_exporter, {"postgres-exporter": 9187}, scrape_job="postgres"),
     Service("mailsink", mailsink, {"mailsink": 8025, "smtp": 1025}, links=(("mail UI", ""),)),
     Service("runbooks", runbooks, {"runbooks": 8088}, links=(("runbooks", f"/{RUNBOOK}"),), image="app"),
+    # Before Alertmanager, whose webhooks it receives; it mails through the sink.
+    Service("deadman", deadman, {"deadman": 9099}, links=(("dead man's switch", "/metrics"),), scrape_job="deadman",
+            image="app"),
     # The HA profile: a 3-peer gossip cluster (web 9093, 9193, 9293; gossip 9094, 9194, 9294).
     Service("alertmanager", alertmanager, {"alertmanager": 9093}, links=(("Alertmanager", ""),),
-            replicas=Replicas(3, {"alertmanager-cluster": 9094})),
+            scrape_job="alertmanager", replicas=Replicas(3, {"alertmanager-cluster": 9094})),
     # The HA profile: two identical replicas (9090, 9190), each sending to every Alertmanager peer.
     Service("prometheus", prometheus, {"prometheus": 9090}, scrape_job="prometheus",
             links=(("Prometheus", ""), ("Prometheus alerts", "/alerts")), replicas=Replicas(2)),

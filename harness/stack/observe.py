@@ -65,6 +65,13 @@ class Alertmanager:
         return {alert["labels"]["alertname"] for alert in _get(self.urls, "/api/v2/alerts", params)
                 if alert["status"]["state"] == "active"}
 
+    def ends_at(self, alert: str) -> str | None:
+        """The endsAt Alertmanager holds for an active alert of this name (Prometheus moves it on at each send), or None."""
+        response = requests.get(self.url + "/api/v2/alerts", params={"active": "true", "filter": f'alertname="{alert}"'},
+                                timeout=5)
+        response.raise_for_status()
+        return max((found["endsAt"] for found in response.json() if found["status"]["state"] == "active"), default=None)
+
     def inhibited_alerts(self) -> dict[str, set[str]]:
         """Each alert Alertmanager holds but suppresses through an inhibition rule, with the alerts inhibiting it."""
         alerts = _get(self.urls, "/api/v2/alerts")

@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from harness import config, stack
+from harness.chaos import drill as drill_module
 from harness.chaos import scenarios
 from harness.chaos.drill import expectation
 from harness.chaos.scenarios import SCENARIOS
@@ -174,14 +175,15 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
     rendered = config.render_prometheus(
         tmp_path / "prometheus",
         targets={"app": "127.0.0.1:1111", "redis": "127.0.0.1:4444", "postgres": "127.0.0.1:5555",
-                 "prometheus": "127.0.0.1:2222"},
+                 "prometheus": "127.0.0.1:2222", "alertmanager": "127.0.0.1:3333", "deadman": "127.0.0.1:6666"},
         alertmanager="127.0.0.1:3333",
         links={"http://127.0.0.1:8088": "https://runbooks.example.org/", "http://127.0.0.1:3000": "http://127.0.0.1:7777"},
     )
     committed = config.load(config.PROMETHEUS_DIR / "prometheus.yml")
     result = config.load(rendered / "prometheus.yml")
     assert [c["static_configs"] for c in result["scrape_configs"]] == [
-        [{"targets": [address]}] for address in ("127.0.0.1:1111", "127.0.0.1:4444", "127.0.0.1:5555", "127.0.0.1:2222")
+        [{"targets": [address]}] for address in ("127.0.0.1:1111", "127.0.0.1:4444", "127.0.0.1:5555", "127.0.0.1:2222",
+                                                 "127.0.0.1:3333", "127.0.0.1:6666")
     ]
     assert result["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": ["127.0.0.1:3333"]}]}]
     for key in ("global", "rule_files"):
@@ -224,14 +226,79 @@ def test_the_readme_states_each_alerts_promise():
 
 def test_alertmanager_mails_the_stacks_sink_unless_the_environment_names_a_relay(tmp_path):
     committed = config.load(config.ALERTMANAGER_DIR / "alertmanager.yml")
-    sink = config.load(config.render_alertmanager(tmp_path / "sink", "127.0.0.1:2525", environ={}) / "alertmanager.yml")
+    usual = f"127.0.0.1:{stack.USUAL_PORTS['deadman']}"
+    sink = config.load(config.render_alertmanager(tmp_path / "sink", "127.0.0.1:2525", usual, environ={})
+                       / "alertmanager.yml")
     assert sink["global"] == committed["global"] | {"smtp_smarthost": "127.0.0.1:2525"}
     assert {k: v for k, v in sink.items() if k != "global"} == {k: v for k, v in committed.items() if k != "global"}
 
     environ = {"ALERTMANAGER_SMTP_SMARTHOST": "smtp.example.org:587", "ALERTMANAGER_SMTP_USERNAME": "alerts",
                "ALERTMANAGER_SMTP_PASSWORD": "from-the-environment"}
-    relay = config.load(config.render_alertmanager(tmp_path / "relay", "127.0.0.1:2525", environ) / "alertmanager.yml")
+    relay = config.load(config.render_alertmanager(tmp_path / "relay", "127.0.0.1:2525", usual, environ)
+                        / "alertmanager.yml")
     assert relay["global"] == committed["global"] | {
         "smtp_smarthost": "smtp.example.org:587", "smtp_auth_username": "alerts",
         "smtp_auth_password": "from-the-environment", "smtp_require_tls": True,
     }
+
+
+def test_every_webhook_goes_to_the_stacks_dead_mans_switch(tmp_path):
+    rendered = config.load(config.render_alertmanager(tmp_path, "127.0.0.1:2525", "127.0.0.1:4242", environ={})
+                           / "alertmanager.yml")
+    urls = [hook["url"] for receiver in rendered["receivers"] for hook in receiver.get("webhook_configs", [])]
+    assert urls == ["http://127.0.0.1:4242" + config.HEARTBEAT_PATH, "http://127.0.0.1:4242" + config.RELAY_PATH]
+
+
+# The pipeline watching itself -------------------------------------------------------------
+
+def test_the_switch_trips_after_the_heartbeats_latest_tick_and_its_grace():
+    """Its silence limit: the Watchdog route's repeat_interval, then its group_interval tick, then the grace."""
+    heartbeat = config.alert("Watchdog")
+    assert (heartbeat.repeat_interval, heartbeat.group_interval) == (60, 15)
+    assert stack.deadman_silence() == 60 + 15 + config.seconds(stack.DEADMAN_GRACE)
+    command = stack.SERVICES["deadman"].container(_stack_with_images("deadman")).command
+    assert f"--silence={stack.deadman_silence():.0f}" in command
+    assert f"--to={config.oncall()}" in command and config.oncall() == "oncall@shortener.example"
+
+
+def _stack_with_images(*names):
+    running = stack.Stack(services=names)
+    running.images = {name: stack.images.Image("unused", "local") for name in names}
+    return running
+
+
+def test_the_switchs_email_when_prometheus_stops_keeps_its_promise():
+    """Prometheus's last Watchdog stays valid 4 resend delays; Alertmanager resolves it on a tick; the switch trips."""
+    floor, bound, resolved, _ = drill_module.switch_timings()
+    resend = config.seconds(stack.PROMETHEUS_RESEND_DELAY)
+    heartbeat = config.alert("Watchdog")
+    valid_for = 4 * max(resend, heartbeat.evaluation_interval)  # Prometheus's endsAt of each send
+    assert bound == valid_for + heartbeat.group_interval + config.DELIVERY_SLACK
+    assert floor == valid_for - (resend + heartbeat.evaluation_interval)
+    promise = promises.promise(promises.DEADMAN)
+    assert bound <= promise.firing_s <= promises.most()
+    assert resolved <= promise.resolved_s
+    # With Alertmanager itself gone no resolved Watchdog comes: the silence limit, from the
+    # last heartbeat, which came at most one heartbeat interval before the fault.
+    assert stack.deadman_silence() + config.DELIVERY_SLACK <= promise.firing_s
+    assert promise.recipient == config.oncall()
+
+
+@pytest.mark.parametrize("alert, path", [
+    ("AlertmanagerEmailFailing", "the dead man's switch, not Alertmanager's email"),
+    ("PrometheusCannotReachAlertmanager", "Alertmanager's email, once Prometheus reaches it again"),
+    ("ExporterDown", "Alertmanager's email"),
+    ("RuleEvaluationFailures", "Alertmanager's email"),
+])
+def test_each_meta_alert_goes_by_a_path_that_does_not_depend_on_what_failed(alert, path):
+    spec = config.alert(alert)
+    assert spec.by_switch == (alert == "AlertmanagerEmailFailing"), f"{alert} must go by {path}"
+
+
+def test_a_restarted_prometheus_sends_a_firing_alert_again_before_alertmanager_lets_it_expire():
+    spec = config.alert("ServiceDown")
+    resent, held = drill_module.restart_timings(spec)
+    delay = config.seconds(stack.PROMETHEUS_RESEND_DELAY)
+    assert resent == spec.scrape_interval + spec.for_s + spec.evaluation_interval + config.DELIVERY_SLACK
+    assert held == 4 * max(delay, spec.evaluation_interval) - (delay + spec.evaluation_interval)
+    assert resent < held  # the drill adds the restart's own seconds, measured

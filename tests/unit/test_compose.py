@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from harness import config
-from harness.stack import SERVICES, compose
+from harness.stack import SERVICES, USUAL_PORTS, compose
 
 
 def test_the_committed_file_is_what_the_stack_definition_generates():
@@ -60,3 +60,12 @@ def test_compose_mounts_the_committed_configs_only_while_the_usual_ports_render_
     shutil.copytree(config.PROMETHEUS_DIR, moved)
     (moved / "prometheus.yml").write_text((moved / "prometheus.yml").read_text().replace(":5000", ":5001"))
     assert compose._differences(moved, config.PROMETHEUS_DIR) == ["prometheus.yml"]
+
+
+def test_the_dead_mans_switch_runs_the_committed_module_on_the_apps_image():
+    services = yaml.safe_load(compose.PATH.read_text())["services"]
+    switch = services["deadman"]
+    assert switch["image"] == services["app"]["image"]
+    assert switch["volumes"] == ["./harness/deadman.py:/srv/deadman.py:ro"]
+    assert f"--listen=127.0.0.1:{USUAL_PORTS['deadman']}" in switch["command"]
+    assert list(services).index("deadman") < list(services).index("alertmanager"), "up before what posts to it"

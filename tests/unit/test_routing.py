@@ -24,6 +24,20 @@ def test_each_alert_reaches_its_receiver(case):
     assert result.exit_code == 0, result.output
 
 
+def _receiver(name: str) -> dict:
+    return next(r for r in config.load(config.ALERTMANAGER_DIR / "alertmanager.yml")["receivers"] if r["name"] == name)
+
+
+def test_news_of_failing_email_goes_by_no_email_and_the_heartbeat_to_the_switch():
+    """Alertmanager's email failing is told by the dead man's switch's own mail; the Watchdog feeds the switch."""
+    relay = _receiver(config.alert("AlertmanagerEmailFailing").receiver)
+    assert "email_configs" not in relay, "an alert about failed email cannot go by the same email"
+    assert [hook["url"].endswith(config.RELAY_PATH) for hook in relay["webhook_configs"]] == [True]
+    heartbeat = _receiver(config.alert("Watchdog").receiver)
+    assert [hook["url"].endswith(config.HEARTBEAT_PATH) for hook in heartbeat["webhook_configs"]] == [True]
+    assert heartbeat["webhook_configs"][0]["send_resolved"], "a resolved Watchdog is how the switch learns Prometheus stopped"
+
+
 @pytest.fixture(scope="module")
 def alertmanager():
     """A real Alertmanager running the committed configuration (and the sink it mails to)."""

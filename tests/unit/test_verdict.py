@@ -203,6 +203,45 @@ def test_the_floor_counts_from_the_injection_and_the_bounds_from_the_fault_in_pl
     assert _record(email_s=101.0, inject_s=5.0).violations() == ["email after 101 s: later than the bound 100 s"]
 
 
+# The pipeline watching itself ---------------------------------------------------------------
+
+def test_a_meta_alert_that_never_fired_fails_and_its_email_is_no_extra():
+    meta_email = _email("CRITICAL: AlertmanagerEmailFailing firing (1)", 90.0)
+    record = _record(meta=["AlertmanagerEmailFailing"], emails=_record().emails + [meta_email])
+    assert record.violations() == ["AlertmanagerEmailFailing never fired: the pipeline did not see its own fault"]
+    record.meta_firing_s = {"AlertmanagerEmailFailing": 85.0}
+    assert record.violations() == []
+    assert _record(emails=_record().emails + [meta_email]).violations() == [
+        "unexpected email 'CRITICAL: AlertmanagerEmailFailing firing (1)'"]
+
+
+def test_a_switch_that_may_trip_may_mail():
+    switch = _email("CRITICAL: DeadMansSwitch firing (1)", 100.0)
+    assert _record(may_notify=["DeadMansSwitch"], emails=_record().emails + [switch]).violations() == []
+
+
+def test_a_resolved_email_before_the_restore_is_a_false_all_clear():
+    emails = [_email("CRITICAL: ServiceDown firing (1)", 76.0), _email("CRITICAL: ServiceDown resolved (1)", 78.0)]
+    assert _record(emails=emails).violations() == [
+        "a resolved ServiceDown email 78 s after the fault, before the restore at 80 s: a false all-clear"]
+
+
+@pytest.mark.parametrize("measured, broken", [
+    ({"resent_s": None}, ["the restarted Prometheus never sent ServiceDown to Alertmanager again"]),
+    ({"resent_s": 101.0}, [("the restarted Prometheus sent ServiceDown again 101 s after it was ready: later than the "
+                            "bound 100 s")]),
+    ({"inactive_s": 40.0}, [("ServiceDown was no longer active in Alertmanager 40 s after the restart: a resolved email "
+                             "and a second page follow")]),
+    ({"prometheus_ready_s": 70.0}, [("Alertmanager may let ServiceDown expire (165 s after the stop) before the "
+                                     "restarted Prometheus sends it again (70 + 100 s)")]),
+])
+def test_a_prometheus_restart_while_the_alert_fires_must_not_let_it_lapse(measured, broken):
+    restart = {"prometheus_restart_s": 77.0, "prometheus_ready_s": 8.0, "resent_s": 30.0, "resent_bound_s": 100.0,
+               "held_s": 165.0}
+    assert _record(**(restart | measured)).violations() == broken
+    assert _record(**restart).violations() == []
+
+
 def _quiet(**measured) -> Record:
     record = Record(scenario="short_outage", alert="", severity="", recipient=None, fault="stop the app for 30 s",
                     promise_s=0, floor_s=0, bound_s=429, resolved_bound_s=0, quiet_s=429, hold_s=30,
