@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill|report|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|report|screenshots|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import report, waiting  # noqa: E402
+from harness import report, screenshots, waiting  # noqa: E402
 from harness.chaos.drill import Scenario, expectation, side_by_side  # noqa: E402
 from harness.chaos.scenarios import SCENARIOS  # noqa: E402
 from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
@@ -229,6 +229,19 @@ def redraw(args) -> int:
     return 0
 
 
+def shoot(_args) -> int:
+    """Drill service_down with the camera on, on the `make up` stack if it runs (else a fresh one); write docs/incident-response/screenshots/."""
+    stack = _running_up_stack()
+    if stack:
+        _, unavailable = plan()
+        print(f"on the running `make up` stack ({stack.url('app')})", flush=True)
+    else:
+        services, unavailable = plan()
+        stack = Stack(services=services)
+    with stack:
+        return screenshots.take(stack, unavailable)
+
+
 def write_compose(_args) -> int:
     """Write docker-compose.yml from the stack definition (commit it: a unit test checks it is current)."""
     print(f"wrote {compose.write()}")
@@ -243,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ups.add_argument("--traffic", action="store_true",
                      help="background traffic against the app, so that the metrics and dashboards show life at once")
     commands.add_parser("compose", help=write_compose.__doc__).set_defaults(run=write_compose)
+    commands.add_parser("screenshots", help=shoot.__doc__, description=shoot.__doc__).set_defaults(run=shoot)
     ensure = commands.add_parser("images", help=images.report.__doc__, description=images.report.__doc__)
     ensure.add_argument("names", nargs="*", metavar="name", help=f"images to ensure (default: all of {', '.join(images.ALL)})")
     ensure.set_defaults(run=lambda args: images.report(args.names))

@@ -32,6 +32,7 @@ class Record:
     inhibition_targets: list[str] = field(default_factory=list)  # what the alert inhibits: never mailed during the fault
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
+    traffic: bool = False  # the drill sends background traffic: only then do the golden signals say something
     error_free: bool = False
     answered: list[str] = field(default_factory=list)
     proof: str = ""  # the fault path's counter, in words
@@ -60,6 +61,9 @@ class Record:
     signals: dict[str, list[list[float]]] = field(default_factory=dict)
     timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
     duration_s: float | None = None  # the whole drill, from the steady-state wait to the resolved email
+    # What on-call saw, shot in the camera's thread (harness/chaos/camera.py): each with its file or why there is none.
+    screenshots: list[dict] = field(default_factory=list)
+    screenshots_wait_s: float | None = None  # how long the drill's end waited for the camera
     verdict: str = "not run"
 
     @property

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from harness import config
 from harness.chaos.verdict import Record
@@ -67,11 +69,22 @@ resolved email {{ drill.resolved_email_s }} s after the restore.
 </p>
 {% if drill.violations %}<ul>{% for violation in drill.violations %}<li class="fail">{{ violation }}</li>{% endfor %}</ul>{% endif %}
 <img src="{{ drill.name }}.png" alt="timeline of {{ drill.name }}">
+{{ screenshots(drill) }}
 <p>Emails: {% for message in drill.emails %}<code>{{ message.subject }}</code> to {{ message.recipients|join(", ") }}
 at {{ message.arrived_s }} s{{ "; " if not loop.last }}{% else %}none{% endfor %}.</p>
 {% endfor %}
 </body></html>
 """)
+
+
+# What on-call saw during a drill: thumbnails that open full size, or why a picture is missing.
+SCREENSHOTS = jinja2.Environment(autoescape=True).from_string("""
+{%- if drill.screenshots %}<div>{% for shot in drill.screenshots %}
+<figure style="display:inline-block; vertical-align:top; width:15em; margin:.4em .6em .4em 0; font-size:.85em">
+{%- if shot.file %}<a href="{{ shot.file }}"><img src="{{ shot.file }}" alt="{{ shot.caption }}" style="width:100%"></a>
+<figcaption>{{ shot.caption }}, {{ shot.asked_s }} s</figcaption>
+{%- else %}<div style="height:9.4em; border:1px dashed #b00; padding:.4em; color:#b00">{{ shot.problem }}</div>
+<figcaption>{{ shot.view }}</figcaption>{% endif %}</figure>{% endfor %}</div>{% endif %}""")
 
 
 def write(records: list[Record], folder: Path | None = None) -> Path:
@@ -92,6 +105,8 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
         "note": "times in seconds: pending/firing/active/email after the fault; recovered/resolved_email after the restore",
         "scenarios": [_document(record) for record in records],
     }
+    for drill in document["scenarios"]:
+        drill["screenshots"] = _keep_screenshots(drill["screenshots"], folder)
     path.write_text(json.dumps(document, indent=2) + "\n")
     render(path)
     return path
@@ -104,7 +119,7 @@ def render(path: Path) -> Path:
         timeline.draw(drill, path.parent / f"{drill['name']}.png")
     rows = [_cells(drill) for drill in document["scenarios"]]
     page = path.parent / "index.html"
-    page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows))
+    page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows, screenshots=_screenshots))
     return page
 
 
@@ -121,3 +136,21 @@ def _document(record: Record) -> dict:
 
 def _cells(values: dict) -> list[str]:
     return ["-" if values[key] is None else fmt.format(values[key]) for key, _, fmt in COLUMNS]
+
+
+def _keep_screenshots(shots: list[dict], folder: Path) -> list[dict]:
+    """The drill's pictures moved into the report's folder (one folder per drill), each named relative to it."""
+    kept = []
+    for shot in shots:
+        if shot["file"] and Path(shot["file"]).is_absolute():
+            taken = Path(shot["file"])
+            target = folder / taken.parent.name / taken.name  # the camera keeps a drill's pictures in a folder of its name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(taken, target)
+            shot = shot | {"file": str(target.relative_to(folder))}
+        kept.append(shot)
+    return kept
+
+
+def _screenshots(drill: dict) -> Markup:
+    return Markup(SCREENSHOTS.render(drill=drill))
