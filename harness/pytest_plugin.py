@@ -12,7 +12,7 @@ import pytest
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the fixtures clean up.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from harness import report, waiting  # noqa: E402
+from harness import browser, report, waiting  # noqa: E402
 from harness.chaos.drill import Scenario, side_by_side  # noqa: E402
 from harness.chaos.verdict import Record  # noqa: E402
 from harness.stack import LOG_DIR, Stack  # noqa: E402
@@ -89,6 +89,19 @@ def chaos_report(request: pytest.FixtureRequest) -> Path:
             pytest.skip("no drill ran in this session: select one with -k, e.g. -k 'watchdog or report'")
         config.stash[REPORT] = report.write(records)
     return config.stash[REPORT]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium; when it is missing, the test skips outside CI and fails in CI (`make chromium`)."""
+    try:
+        browser.executable()
+    except browser.Unavailable as missing:
+        if os.environ.get("CI"):
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
+    with browser.Browser() as opened:
+        yield opened
 
 
 def _started(config: pytest.Config, stack: Stack):

@@ -4,18 +4,16 @@ import json
 
 import pytest
 
-from harness import browser
-
 pytestmark = pytest.mark.chaos
 
 
-def test_the_report_shows_in_a_browser_without_a_broken_image_link_or_console_error(chaos_report):
+def test_the_report_shows_in_a_browser_without_a_broken_image_link_or_console_error(chaos_report, chromium):
     page = chaos_report.parent / "index.html"
-    with browser.Browser() as chromium:
-        problems = chromium.visit(page.as_uri()).problems
+    problems = chromium.visit(page.as_uri()).problems
     assert not problems, f"{page} in Chromium:\n" + "\n".join(problems)
 
 
+@pytest.mark.usefixtures("chromium")  # the camera's browser
 def test_every_drill_that_passed_shows_what_on_call_saw(chaos_report):
     missing = {
         drill["name"]: [f"{shot['view']}: {shot['problem']}" for shot in drill["screenshots"] if not shot["file"]]

@@ -3,19 +3,11 @@
 import shutil
 import struct
 
-import pytest
-
 from harness import browser, report
 from harness.chaos.verdict import Record
 from harness.report import signals
 
 STEADY = [[float(at), 4.0] for at in range(-60, 140, 5)]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with browser.Browser() as opened:
-        yield opened
 
 
 def _record(**measured) -> Record:
