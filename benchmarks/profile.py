@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks import load
-from benchmarks.servers import SHORTENER, Gunicorn
+from benchmarks.servers import SHORTENER, Gunicorn, migrate
 from benchmarks.shortener import RESULTS, say, seed, warm
 from harness.stack import Stack
 
@@ -29,11 +29,10 @@ RATE = 250  # samples per second per worker
 REQUEST_THREAD = "SyncWorker.run"  # a frame only the request-handling thread has
 # The parts of a redirect worth naming: label -> frames whose samples count for it (first match wins).
 PARTS = {
-    "Redis GET (cache lookup)": ("Cache.lookup",),
-    "Postgres pool check on checkout": ("ConnectionPool._check_connection", "_check_if_stale"),
-    "Postgres UPDATE (count the click)": ("Database.follow",),
-    "access log": ("shortener/logs.py", "logs.py"),
-    "request metrics": ("_observe", "_start_timer"),
+    "Redis: the lookup and its click (one script)": ("Cache.follow",),
+    "Postgres (a cache miss)": ("_follow_from_postgres",),
+    "request metrics": ("observe_request",),
+    "access log (the rest of counting the exchange)": ("Exchange.finish",),
     "response written to the socket": ("gunicorn/util.py:348", "Response.write", "Response.send_headers"),
     "Flask/Werkzeug/Gunicorn, the rest of the request": ("SyncWorker.handle",),
     "waiting for a connection": ("SyncWorker.run",),
@@ -90,9 +89,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="profile-"))
     with Stack(services=("postgres", "redis"), name=f"profile-{secrets.token_hex(3)}") as stack, ExitStack() as running:
+        data = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url, "SHORTENER_CREATE_LIMIT": "off"}
+        migrate(data)
         app = running.enter_context(Gunicorn("app", SHORTENER, workdir, {
-            "DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url, "SHORTENER_CREATE_LIMIT": "off",
-            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}))
+            **data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}))
         codes_path = workdir / "codes.txt"
         warm(app.url, seed(app.url, 1000, codes_path))
         load.run("warm-up", "redirect", app.url, connections=args.connections, seconds=3, codes=codes_path)

@@ -16,7 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "service" / "gunicorn.conf.py"
 SHORTENER = "shortener:create_app()"
 BARE = "benchmarks.bare_wsgi:app"
+BARE_CACHED = "benchmarks.bare_wsgi:cached_app"
 WORKERS = 2  # the deployed default (WEB_CONCURRENCY); on 2 cores, one per core
+# Worker settings measured besides the deployed one (gunicorn.conf.py): name -> GUNICORN_CMD_ARGS,
+# which Gunicorn applies over the config file.
+OTHER_WORKER_SETTINGS = {
+    "sync4": "--workers 4",
+    "gthread2x4": "--workers 2 --threads 4 --worker-class shortener.workers.CountingThreadWorker",
+}
 
 
 def free_port() -> int:
@@ -24,6 +31,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def migrate(env: dict[str, str]) -> None:
+    """Create the schema, as a deploy does before Gunicorn starts (workers never do)."""
+    subprocess.run([sys.executable, "-m", "shortener", "migrate"], check=True, cwd=ROOT / "service",
+                   env={**os.environ, **env})
 
 
 class Gunicorn:

@@ -1,9 +1,10 @@
 """Load the shortener with wrk on loopback, beside its baselines, and write benchmarks/results/.
 
 `python -m benchmarks.shortener` (what `make bench` runs). Postgres and Redis come from the
-harness; three Gunicorns with the service's own gunicorn.conf.py run on the host: the
-shortener, the shortener with SHORTENER_INSTRUMENTATION=off, and a bare WSGI app that answers
-302. Every configuration is measured in the same rounds, one after the other, so the
+harness; Gunicorns with the service's own gunicorn.conf.py run on the host: the shortener, the
+shortener with SHORTENER_INSTRUMENTATION=off, a bare WSGI app that answers 302, and one that
+makes the cache hit's Redis call first; the shortener and the bare app also at other worker
+settings (sync x4, gthread), so that each is compared at its best. Every configuration is measured in the same rounds, one after the other, so the
 machine's noise falls on all of them alike; ratios are taken within a round, then the median.
 """
 
@@ -15,7 +16,6 @@ import platform
 import secrets
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,22 +26,28 @@ from pathlib import Path
 import requests
 
 from benchmarks import load, summary
-from benchmarks.servers import BARE, SHORTENER, WORKERS, Gunicorn
+from benchmarks.servers import BARE, BARE_CACHED, OTHER_WORKER_SETTINGS, SHORTENER, WORKERS, Gunicorn, migrate
 from harness.stack import Stack
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# scenario -> (server, wrk script). The bare app answers the very same requests.
+# scenario -> (server, wrk script). The bare apps answer the very same requests.
 SCENARIOS = {
     "bare": ("bare", "redirect"),
+    "bare_cached": ("bare_cached", "redirect"),
     "redirect": ("app", "redirect"),
+    "redirect_hot": ("app", "hot"),
     "redirect_uninstrumented": ("plain", "redirect"),
     "create": ("app", "create"),
     "create_uninstrumented": ("plain", "create"),
     "mix": ("app", "mix"),
 }
+# Scenarios also measured at every other worker setting, as "<scenario>@<setting>" on "<server>@<setting>".
+SWEPT = ("bare", "redirect", "create")
+for _setting in OTHER_WORKER_SETTINGS:
+    SCENARIOS.update({f"{name}@{_setting}": (f"{SCENARIOS[name][0]}@{_setting}", SCENARIOS[name][1]) for name in SWEPT})
 # Scenarios whose latency is also measured at half of their saturation throughput.
 HALF_LOAD = ("bare", "redirect", "redirect_uninstrumented", "create", "mix")
 
@@ -198,13 +204,26 @@ def paired(runs: dict[str, list[load.Run]], numerator: str, denominator: str) ->
     return median([a.rps / b.rps for a, b in zip(runs[numerator], runs[denominator], strict=True)])
 
 
+def best_setting(saturation: dict[str, list[load.Run]], scenario: str) -> str:
+    """The scenario's name at the worker setting where its median throughput is highest."""
+    measured = [scenario] + [f"{scenario}@{setting}" for setting in OTHER_WORKER_SETTINGS]
+    return max(measured, key=lambda name: median([run.rps for run in saturation[name]]))
+
+
 def assemble(saturation, half, down, hits, settings, machine_info) -> dict:
     """Everything the summary and the README quote, in one JSON-ready dictionary."""
+    best = {name: best_setting(saturation, name) for name in SWEPT}
     ratios = {
-        "redirect_vs_bare": paired(saturation, "redirect", "bare"),
-        "create_vs_bare": paired(saturation, "create", "bare"),
+        # Each at its best worker setting, the goal's terms.
+        "redirect_vs_bare": paired(saturation, best["redirect"], best["bare"]),
+        "create_vs_bare": paired(saturation, best["create"], best["bare"]),
+        # The deployed setting throughout.
+        "redirect_vs_bare_deployed": paired(saturation, "redirect", "bare"),
+        "redirect_vs_bare_cached": paired(saturation, "redirect", "bare_cached"),
+        "bare_cached_vs_bare": paired(saturation, "bare_cached", "bare"),
         "mix_vs_bare": paired(saturation, "mix", "bare"),
         "redirect_uninstrumented_vs_bare": paired(saturation, "redirect_uninstrumented", "bare"),
+        "hot_vs_spread": paired(saturation, "redirect_hot", "redirect"),
     }
     overhead = {
         "redirect": 1 - paired(saturation, "redirect", "redirect_uninstrumented"),
@@ -223,23 +242,26 @@ def assemble(saturation, half, down, hits, settings, machine_info) -> dict:
         for name, plan in half.items()
     }
     p99_half = half_load["redirect"]["p99_ms"]
+    redis_errors = redis["errors_while_stopping"] + redis["errors_while_down"]
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info,
         "settings": settings,
         "saturation": {name: digest(runs) for name, runs in saturation.items()},
+        "best_worker_setting": best,
         "half_load": half_load,
         "ratios": ratios,
         "instrumentation_overhead": overhead,
         "redis_down": redis,
         "cache_hit_share_during_saturation": hits["hit"] / max(hits["hit"] + hits["miss"], 1),
         "targets": {
-            "redirect_vs_bare_at_least_0.6": {"value": ratios["redirect_vs_bare"],
-                                              "met": ratios["redirect_vs_bare"] >= 0.6},
+            "redirect_vs_bare_at_least_0.5": {"value": ratios["redirect_vs_bare"],
+                                              "met": ratios["redirect_vs_bare"] >= 0.5},
+            "create_vs_bare_at_least_0.3": {"value": ratios["create_vs_bare"], "met": ratios["create_vs_bare"] >= 0.3},
             "redirect_p99_at_half_load_under_10ms": {"value": p99_half, "met": p99_half < 10},
             "instrumentation_overhead_under_10pct": {"value": overhead["redirect"], "met": overhead["redirect"] < 0.10},
-            "redis_down_zero_errors": {"value": redis["errors_while_stopping"] + redis["errors_while_down"],
-                                       "met": redis["errors_while_stopping"] + redis["errors_while_down"] == 0},
+            "hot_link_vs_spread_at_least_0.9": {"value": ratios["hot_vs_spread"], "met": ratios["hot_vs_spread"] >= 0.9},
+            "redis_down_zero_errors": {"value": redis_errors, "met": redis_errors == 0},
             "redis_down_at_least_half_throughput": {"value": redis["throughput_ratio"],
                                                     "met": redis["throughput_ratio"] >= 0.5},
         },
@@ -266,15 +288,18 @@ def main(argv=None) -> int:
         data = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url,
                 # Creates are measured, not refused: the per-client limit would answer 429.
                 "SHORTENER_CREATE_LIMIT": "off"}
-        # The schema, as a deploy creates it before Gunicorn starts (workers no longer do).
-        subprocess.run([sys.executable, "-m", "shortener", "migrate"], check=True, cwd=Path(__file__).resolve().parents[1] / "service",
-                       env={**os.environ, **data})
+        migrate(data)
         servers = {
             "bare": Gunicorn("bare", BARE, workdir),
+            "bare_cached": Gunicorn("bare_cached", BARE_CACHED, workdir, data),
             "app": Gunicorn("app", SHORTENER, workdir, {**data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "m-app")}),
             "plain": Gunicorn("plain", SHORTENER, workdir, {**data, "SHORTENER_INSTRUMENTATION": "off",
                                                              "PROMETHEUS_MULTIPROC_DIR": str(workdir / "m-plain")}),
         }
+        for setting, gunicorn_args in OTHER_WORKER_SETTINGS.items():
+            servers[f"bare@{setting}"] = Gunicorn(f"bare-{setting}", BARE, workdir, {"GUNICORN_CMD_ARGS": gunicorn_args})
+            servers[f"app@{setting}"] = Gunicorn(f"app-{setting}", SHORTENER, workdir, {
+                **data, "GUNICORN_CMD_ARGS": gunicorn_args, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"m-{setting}")})
         for server in servers.values():
             running.enter_context(server)
         say(f"servers up: {', '.join(f'{n} {s.url}' for n, s in servers.items())}; logs in {workdir}")

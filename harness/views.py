@@ -12,6 +12,7 @@ from urllib.parse import quote
 from playwright.sync_api import Page
 
 from harness.stack import Stack
+from harness.stack.observe import Prometheus
 
 PROMETHEUS_UI = {"local": "/classic", "upstream": ""}  # where each image set's Prometheus serves its UI
 GRAFANA_DASHBOARD = "/d/shortener-golden-signals/url-shortener-golden-signals?orgId=1&from=now-15m&to=now&kiosk"
@@ -31,9 +32,12 @@ def prometheus_rules(page: Page, stack: Stack) -> str:
     return "Prometheus: the recording and alerting rules it evaluates (observability/prometheus/alerts.yml)"
 
 
-def prometheus_alerts(page: Page, stack: Stack, alert: str) -> str:
-    """Prometheus's alerts page with the alert's rule opened."""
+def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
+    """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
     page.goto(stack.url("prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
+    if not alert:
+        firing = sorted(Prometheus(stack.url("prometheus")).alert_states())
+        return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
     page.get_by_text(alert, exact=True).first.click()  # opens the rule: its expression, labels and active alerts
     return f"Prometheus: {alert} firing"
 

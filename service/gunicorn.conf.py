@@ -1,5 +1,6 @@
 """Gunicorn settings for the shortener; entry point: shortener:create_app()."""
 
+import math
 import os
 
 from prometheus_client import multiprocess
@@ -11,9 +12,6 @@ bind = f"127.0.0.1:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Gunicorn's worker, counting the 500s Gunicorn answers itself (a header it cannot send).
 worker_class = "shortener.workers.CountingSyncWorker"
-# Requests are bounded by the app's own timeouts (3 s connect, 5 s statement);
-# the worker timeout only catches a truly stuck worker.
-timeout = 30
 # Under Docker's default stop timeout (10 s): in-flight requests finish and clicks are
 # flushed before the container is killed.
 graceful_timeout = 8
@@ -32,9 +30,18 @@ def _metrics_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
-# The worker class imports the app's package, whose metrics write to this directory at once.
+# The app's package (the worker class, its settings below) writes its metrics to this directory at once.
 if _metrics_dir():
     os.makedirs(_metrics_dir(), exist_ok=True)
+
+# Not "config": Gunicorn would read that name as its own setting.
+from shortener import config as shortener_config  # noqa: E402  (after the metrics directory exists)
+
+# Requests are bounded by the app's own timeouts: the worker timeout is above the slowest
+# request's timeouts added up (from the same settings the app reads), so it only ever catches
+# a truly stuck worker, never a request that is still waiting its turn.
+WORKER_TIMEOUT_MARGIN = 5
+timeout = math.ceil(shortener_config.worst_request_seconds(shortener_config.load(required=()))) + WORKER_TIMEOUT_MARGIN
 
 
 def on_starting(server):

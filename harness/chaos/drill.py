@@ -13,7 +13,7 @@ from typing import Callable
 import requests
 
 from harness import config
-from harness.chaos.camera import HEARTBEAT, MAILED, Camera
+from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, Camera
 from harness.chaos.traffic import Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
@@ -26,6 +26,7 @@ POLL = 1.0  # seconds between observations: the resolution of every measured tim
 STEADY_TIMEOUT = 120.0  # a fresh stack needs scrapes and evaluations before it is steady
 WAIT_MARGIN = 30.0  # keep watching this long past a bound, so a late email is measured, not missed
 WATCHDOG = "Watchdog"
+FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed in Prometheus's data"
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,13 @@ class Scenario:
     """
 
     name: str
-    alert: str
+    alert: str | None  # None: a quiet scenario, whose verdict is that nothing fires and no one is emailed
     fault: str  # what inject does, in words
     inject: Callable[[Stack], None]
     restore: Callable[[Stack], None]
-    traffic: bool = False  # background creates and redirects during the drill
+    traffic: float = 0  # background creates and redirects during the drill, in multiples of the usual rate
+    hold: float = 0.0  # a quiet scenario's fault lasts this long (seconds) before the restore
+    pending: tuple[str, ...] = ()  # a quiet scenario's alerts that must go pending, and never fire
     steps: tuple[Step, ...] = ()
     extra_delay: float = 0.0  # seconds the fault delays the email by design: added to the bound and the promise
     extra_delay_why: str = ""
@@ -75,6 +78,11 @@ class Scenario:
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
         return spec.bound + self.extra_delay
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the verdict is silence: nothing fires, no one is emailed."""
+        return self.alert is None
 
 
 class Drill:
@@ -92,14 +100,21 @@ class Drill:
         record = expectation(scenario, run)
         if record.mismatch:
             return record
-        who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
-        say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
-            f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
-            f"{record.bound_why}; promise {record.promise_s:.0f} s)")
-        self.camera = Camera(self.stack, record.name, MAILED if record.mailed else HEARTBEAT)
-        traffic = Traffic(self.stack.url("app")).start() if scenario.traffic else None
+        if scenario.quiet:
+            say(f"drill {scenario.name}: nothing may fire and no one may be emailed for {record.quiet_s:.0f} s after "
+                f"the fault ({record.bound_why})")
+        else:
+            who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
+            say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
+                f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
+                f"{record.bound_why}; promise {record.promise_s:.0f} s)")
+        self.camera = Camera(self.stack, record.name, QUIET if scenario.quiet else MAILED if record.mailed else HEARTBEAT)
+        traffic = Traffic(self.stack.url("app"), rate=scenario.traffic).start() if scenario.traffic else None
         try:
-            if record.mailed:
+            if scenario.quiet:
+                self.steady_state(traffic)
+                self._quiet(scenario, record, traffic)
+            elif record.mailed:
                 self.steady_state(traffic)
                 self._drill(scenario, record, traffic)
             else:  # the heartbeat is itself the first part of every steady state: measured from the start
@@ -149,7 +164,7 @@ class Drill:
             say(f"drill {scenario.name}: inject: {scenario.fault}")
             scenario.inject(self.stack)
             fault_at, fault_epoch = time.monotonic(), time.time()
-            record.fault_at = _now()
+            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
             record.inject_s = round(fault_at - inject_began, 1)
             say(f"drill {scenario.name}: the fault is in place ({record.inject_s} s to put it there); "
                 f"waiting for {record.alert} to fire and email")
@@ -181,6 +196,64 @@ class Drill:
                 scenario.restore(self.stack)
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
+            self._note_signals(record, fault_epoch)
+
+    def _quiet(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
+        """The fault, held and undone; then watch the longest bound go by: nothing may fire, no email may come."""
+        record.inject_began_at = _now()
+        inject_began = time.monotonic()
+        fault_at, fault_epoch = inject_began, time.time()
+        restored = False
+        arrivals: dict[int, float] = {}
+
+        def observe():
+            states = self.prometheus.alert_states()
+            for alert, state in states.items():
+                if alert == WATCHDOG:
+                    continue
+                if state == "firing":
+                    record.fired.setdefault(alert, round(time.monotonic() - fault_at, 1))
+                record.pending_seen.setdefault(alert, round(time.monotonic() - fault_at, 1))
+            self._arrived("", "", fault_at, arrivals)
+            return {"alerts": {a: s for a, s in states.items() if a != WATCHDOG} or "none",
+                    "emails": len(arrivals)}
+
+        try:
+            say(f"drill {scenario.name}: inject: {scenario.fault}")
+            scenario.inject(self.stack)
+            fault_at, fault_epoch = time.monotonic(), time.time()
+            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
+            record.inject_s = round(fault_at - inject_began, 1)
+            if scenario.hold:
+                say(f"drill {scenario.name}: holding the fault {scenario.hold:.0f} s")
+                self._watch(record, lambda deadline: wait_until(
+                    f"the {scenario.hold:.0f} s of the fault to pass", observe,
+                    done=lambda _: time.monotonic() - fault_at >= scenario.hold, timeout=deadline, interval=POLL),
+                    deadline=scenario.hold + WAIT_MARGIN)
+            restored_at = time.monotonic()
+            if traffic:
+                record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
+            say(f"drill {scenario.name}: restore")
+            scenario.restore(self.stack)
+            restored = True
+            record.restored_at = _now()
+            record.restore_s = round(restored_at - fault_at, 1)
+            quiet_until = fault_at + record.quiet_s
+            say(f"drill {scenario.name}: watching {quiet_until - time.monotonic():.0f} s more: no alert may fire, "
+                "no email may come")
+            self._watch(record, lambda deadline: wait_until(
+                "the longest bound to pass with nothing firing and an empty inbox", observe,
+                done=lambda _: time.monotonic() >= quiet_until, timeout=deadline, interval=POLL),
+                deadline=record.quiet_s + WAIT_MARGIN)
+            self.camera.take("prometheus-alerts", round(time.monotonic() - fault_at, 1))  # what did not fire
+            if traffic:  # the traffic after the restore must be served too
+                record.traffic_during_fault = {str(k): v for k, v in sorted(
+                    traffic.statuses(fault_at, time.monotonic()).items())}
+        finally:
+            if not restored:
+                say(f"drill {scenario.name}: restore (after a failure)")
+                scenario.restore(self.stack)
+            self._note_emails(record, fault_at, arrivals)
             self._note_signals(record, fault_epoch)
 
     def _heartbeat(self, record: Record) -> None:
@@ -318,7 +391,7 @@ class Drill:
         messages = _unless_down(self.inbox.messages, [])
         for index in range(len(messages)):
             arrivals.setdefault(index, round(time.monotonic() - fault_at, 1))
-        return any(alert in m.subject and status in m.subject for m in messages)
+        return bool(alert) and any(alert in m.subject and status in m.subject for m in messages)
 
     def _note_emails(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
         try:
@@ -353,8 +426,18 @@ class Drill:
     def _note_signals(self, record: Record, fault_epoch: float) -> None:
         try:
             record.signals = signals.read(self.prometheus, record.alert, fault_epoch, time.time())
+            if record.alert and record.firing_s is not None:
+                record.first_seen_s = self._first_seen(record.alert, fault_epoch - (record.inject_s or 0.0),
+                                                       fault_epoch + record.firing_s, fault_epoch)
         except OSError as error:
             record.timeouts.append(f"could not read the signals from Prometheus at the end: {error}")
+
+    def _first_seen(self, alert: str, start: float, end: float, fault_epoch: float) -> float | None:
+        """When the alert's expression first held in Prometheus's data (for a target down: its first failed scrape)."""
+        _, rule = config.find_rule(alert)
+        result = self.prometheus.query_range(rule["expr"], start, end, FIRST_SEEN_STEP)
+        seen = [float(at) for series in result for at, _ in series["values"]]
+        return round(min(seen) - fault_epoch, 1) if seen else None
 
 
 def expectation(scenario: Scenario, run: int = 1) -> Record:
@@ -363,6 +446,8 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
     A configuration the harness cannot map to the scenario (a renamed alert or scrape job, an
     alert without a promise) gives a failed record that names the mismatch.
     """
+    if scenario.quiet:
+        return _quiet_expectation(scenario, run)
     try:
         spec = config.alert(scenario.alert)
         promise = promises.promise(scenario.alert)
@@ -377,9 +462,28 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound, resolved_promise_s=promise.resolved_s,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
-        collateral=list(scenario.collateral), traffic=scenario.traffic, error_free=scenario.error_free,
+        collateral=list(scenario.collateral), traffic=bool(scenario.traffic), error_free=scenario.error_free,
         answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
+    )
+
+
+def _quiet_expectation(scenario: Scenario, run: int) -> Record:
+    """A quiet scenario watches, from the fault on, for as long as the slowest alert may take to email."""
+    try:
+        slowest = max((config.alert(name) for name in config.alert_names() if name != WATCHDOG), key=lambda a: a.bound)
+        for name in scenario.pending:
+            config.alert(name)  # an alert the scenario names must exist
+    except config.ConfigMismatch as mismatch:
+        return Record(scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault,
+                      promise_s=0, floor_s=0, bound_s=0, resolved_bound_s=0, mismatch=str(mismatch), verdict="fail")
+    quiet = slowest.bound
+    return Record(
+        scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault,
+        promise_s=0, floor_s=0, bound_s=quiet, resolved_bound_s=0, most_s=promises.most(),
+        bound_why=f"the slowest alert's bound, {slowest.name}'s {slowest.bound:.0f} s",
+        quiet_s=quiet, pending=list(scenario.pending), hold_s=scenario.hold,
+        traffic=bool(scenario.traffic), error_free=scenario.error_free, answered=list(scenario.answered),
     )
 
 

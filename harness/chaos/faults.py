@@ -1,4 +1,5 @@
-"""Faults inside Postgres (the container keeps running): a migration that rejects writes, a held table lock."""
+"""Changes inside Postgres (the container keeps running): a migration that rejects writes, a held table lock,
+and a migration that must go unnoticed."""
 
 from __future__ import annotations
 
@@ -30,6 +31,35 @@ def accept_writes(stack: Stack) -> None:
     with psycopg.connect(stack.database_url, autocommit=True) as connection:
         connection.execute("DROP TRIGGER IF EXISTS chaos_reject_writes ON links")
         connection.execute("DROP FUNCTION IF EXISTS chaos_reject_writes()")
+
+
+# A migration as teams ship them under traffic: a nullable column (a brief exclusive lock, no
+# rewrite, given up after lock_timeout rather than queueing every query behind it) and an index
+# built concurrently (no lock that stops reads or writes); rolled back the same way.
+_MIGRATION = (
+    "SET lock_timeout = '2s'",
+    "ALTER TABLE links ADD COLUMN IF NOT EXISTS campaign text",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS links_campaign ON links (campaign)",
+)
+_ROLLBACK = (
+    "SET lock_timeout = '2s'",
+    "DROP INDEX CONCURRENTLY IF EXISTS links_campaign",
+    "ALTER TABLE links DROP COLUMN IF EXISTS campaign",
+)
+
+
+def migrate_schema(stack: Stack) -> None:
+    """Apply a schema migration (a new column and its index) while the app serves."""
+    with psycopg.connect(stack.database_url, autocommit=True) as connection:
+        for statement in _MIGRATION:
+            connection.execute(statement)
+
+
+def roll_back_schema(stack: Stack) -> None:
+    """Undo migrate_schema (a no-op when it is not applied)."""
+    with psycopg.connect(stack.database_url, autocommit=True) as connection:
+        for statement in _ROLLBACK:
+            connection.execute(statement)
 
 
 class TableLock:

@@ -7,7 +7,7 @@ import time
 
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
-from harness.chaos.faults import TableLock, accept_writes, reject_writes
+from harness.chaos.faults import TableLock, accept_writes, migrate_schema, reject_writes, roll_back_schema
 from harness.stack import PROMETHEUS_RESEND_DELAY, Stack
 
 # Prometheus re-sends a firing alert at the first evaluation strictly after its resend delay
@@ -58,7 +58,7 @@ POSTGRES_DOWN = Scenario(
     fault="stop the Postgres container under traffic (creates fail, uncached redirects fail)",
     inject=_stop("postgres"),
     restore=_start("postgres"),
-    traffic=True,
+    traffic=1,
     # The errors it causes are inhibited while it lasts; once Postgres is back, the error
     # rate's 1m window and the budget's windows may still report them for a while.
     inhibited=("HighErrorRate",),
@@ -72,7 +72,7 @@ REDIS_DOWN = Scenario(
     fault="stop the Redis container under traffic (the cache and the rate limiter are gone)",
     inject=_stop("redis"),
     restore=_start("redis"),
-    traffic=True,
+    traffic=1,
     # Graceful degradation: redirects come from Postgres, creates go through, no 5xx.
     silent=("HighErrorRate", "HighLatency"),
     error_free=True,
@@ -86,7 +86,7 @@ HIGH_ERROR_RATE = Scenario(
     fault="a broken migration: a trigger makes every insert into links fail (creates answer 5xx)",
     inject=reject_writes,
     restore=accept_writes,
-    traffic=True,
+    traffic=1,
     silent=("PostgresDown", "ServiceDown"),
     collateral=BUDGET_BURN,
     answered=("5..",),
@@ -99,7 +99,7 @@ HIGH_LATENCY = Scenario(
     fault="a session holds an exclusive lock on links for 1 s in every 1.1 s (every query on links waits)",
     inject=_LOCK.hold,
     restore=_LOCK.release,
-    traffic=True,
+    traffic=1,
     silent=("HighErrorRate", "PostgresDown"),
     error_free=True,
 )
@@ -148,9 +148,64 @@ WATCHDOG = Scenario(
     extra_delay_why="a fresh Prometheus's resend delay and its evaluation",
 )
 
+# Quiet scenarios: what happens on an ordinary day must page no one. Each watches, from its
+# fault on, for as long as the slowest alert may take to email.
+
+_SERVICE_DOWN = config.alert("ServiceDown")
+# One failed scrape and the evaluation after it: ServiceDown goes pending; its for: is far off.
+BLIP = _SERVICE_DOWN.scrape_interval + _SERVICE_DOWN.evaluation_interval
+# How long Gunicorn takes to replace its workers after a HUP, under traffic.
+RELOAD_SETTLE = 15.0
+
+SHORT_OUTAGE = Scenario(
+    name="short_outage",
+    alert=None,
+    fault=f"stop the app for {BLIP:.0f} s (a scrape and an evaluation see it), well short of ServiceDown's "
+          f"for: of {_SERVICE_DOWN.for_s:.0f} s",
+    inject=_stop("app"),
+    restore=_start("app"),
+    hold=BLIP,
+    pending=("ServiceDown",),
+)
+
+ROLLING_RESTART = Scenario(
+    name="rolling_restart",
+    alert=None,
+    fault="a rolling restart under traffic: HUP to Gunicorn, which starts new workers and stops the old ones gracefully",
+    inject=lambda stack: stack.signal_service("app", "HUP"),
+    restore=lambda stack: None,
+    traffic=1,
+    hold=RELOAD_SETTLE,
+    error_free=True,
+    answered=("302",),
+)
+
+SCHEMA_MIGRATION = Scenario(
+    name="schema_migration",
+    alert=None,
+    fault="a schema migration under traffic: a new column on links and its index built concurrently",
+    inject=migrate_schema,
+    restore=roll_back_schema,
+    traffic=1,
+    hold=BLIP,
+    error_free=True,
+    answered=("201", "302"),
+)
+
+DOUBLE_TRAFFIC = Scenario(
+    name="double_traffic",
+    alert=None,
+    fault="twice the usual traffic, for the whole drill (within the latency objective)",
+    inject=lambda stack: None,
+    restore=lambda stack: None,
+    traffic=2,
+    error_free=True,
+    answered=("201", "302"),
+)
+
 SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
-    for scenario in (ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
+    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
                      MAILSINK_DOWN, POSTGRES_DOWN)
 }

@@ -17,9 +17,10 @@ TIMEOUT = 10.0
 class Traffic:
     """Creates and redirects against the app until stopped; keeps (time, status) of each request."""
 
-    def __init__(self, app_url: str, clients: int = CLIENTS):
+    def __init__(self, app_url: str, rate: float = 1):
+        """rate: in multiples of the usual traffic (CLIENTS clients); each client's pace stays the same."""
         self.app_url = app_url
-        self.clients = clients
+        self.clients = round(CLIENTS * rate)
         self.results: list[tuple[float, int]] = []  # status 0: no answer
         self.failures: list[str] = []  # clients that died: a drill must not mistake them for silence
         self._codes: list[str] = []

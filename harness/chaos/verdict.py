@@ -40,6 +40,8 @@ class Record:
     inject_began_at: str = ""
     fault_at: str = ""  # when the fault was in place: every time below counts from here
     inject_s: float | None = None  # how long putting the fault in place took
+    fault_epoch: float | None = None  # the fault in place, in Unix time: the clock of Prometheus and the mail sink
+    first_seen_s: float | None = None  # the first second at which the alert's expression held in Prometheus's data
     pending_s: float | None = None
     firing_s: float | None = None
     active_s: float | None = None
@@ -61,6 +63,12 @@ class Record:
     signals: dict[str, list[list[float]]] = field(default_factory=dict)
     timeouts: list[str] = field(default_factory=list)  # what each wait that ran out of time saw last
     duration_s: float | None = None  # the whole drill, from the steady-state wait to the resolved email
+    # A quiet scenario: watched this long after the fault (held hold_s), nothing may fire and no one be emailed.
+    quiet_s: float | None = None
+    hold_s: float = 0.0
+    pending: list[str] = field(default_factory=list)  # must be seen pending (and never fire)
+    pending_seen: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen
+    fired: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen firing
     # What on-call saw, shot in the camera's thread (harness/chaos/camera.py): each with its file or why there is none.
     screenshots: list[dict] = field(default_factory=list)
     screenshots_wait_s: float | None = None  # how long the drill's end waited for the camera
@@ -83,6 +91,11 @@ class Record:
         return self.inject_s or 0.0
 
     @property
+    def quiet(self) -> bool:
+        """Whether this drill's verdict is silence."""
+        return self.quiet_s is not None
+
+    @property
     def mailed(self) -> bool:
         """Whether the alert is promised to reach people by email (the heartbeat is not)."""
         return self.recipient is not None
@@ -92,6 +105,8 @@ class Record:
         if self.mismatch:
             return [f"the configuration does not fit the scenario: {self.mismatch}"]
         broken = list(self.timeouts)
+        if self.quiet:
+            return broken + self._quiet_violations() + self._traffic_violations()
         if self.promise_s > self.most_s:
             broken.append(f"the promise of {self.promise_s:.0f} s is beyond the project's {self.most_s:.0f} s")
         broken += self._alert_violations()
@@ -108,6 +123,15 @@ class Record:
         broken += [f"not recovered after the resolved email: {query} returned nothing" for query in self.not_recovered]
         if self.runbook_problem:
             broken.append(f"the runbook link does not lead to its section: {self.runbook_problem}")
+        return broken
+
+    def _quiet_violations(self) -> list[str]:
+        broken = [f"{alert} fired {at:.0f} s after the fault: nothing may fire in this scenario"
+                  for alert, at in self.fired.items()]
+        broken += [f"{alert} never went pending: the fault did not reach the alerting"
+                   for alert in self.pending if alert not in self.pending_seen]
+        broken += [f"{message['subject']!r} emailed {message['arrived_s']:.0f} s after the fault: no one may be emailed"
+                   for message in self.emails]
         return broken
 
     def _alert_violations(self) -> list[str]:

@@ -18,10 +18,11 @@ from markupsafe import Markup
 
 from harness import config
 from harness.chaos.verdict import Record
-from harness.report import timeline
+from harness.report import history, stages, timeline
 
 REPORT_DIR = config.ROOT / "reports" / "chaos"
 LATEST = REPORT_DIR / "latest"  # the newest run's folder
+HISTORY = REPORT_DIR / "history.jsonl"  # one line per drill of every run, appended
 
 COLUMNS = (
     ("name", "scenario", "{}"),
@@ -53,20 +54,30 @@ img { max-width: 100%; border: 1px solid #ddd; } code { background: #f4f4f4; }
 {% for row in rows %}<tr>{% for cell in row %}<td{% if cell in ("pass", "fail") %} class="{{ cell }}"{% endif %}>
 {%- if loop.first %}<a href="#{{ cell }}">{{ cell }}</a>{% else %}{{ cell }}{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table>
+{% if slack %}<h2>Slack across runs</h2>
+<p>Each scenario's slack in every run so far (reports/chaos/history.jsonl): its limit (the bound or the promise,
+whichever is less) minus when its email came. A line falling towards zero is delivery getting slower.</p>
+<img src="{{ slack }}" alt="slack per scenario across runs">{% endif %}
 {% for drill in scenarios %}
-<h2 id="{{ drill.name }}">{{ drill.name }}: {{ drill.alert }}
+<h2 id="{{ drill.name }}">{{ drill.name }}: {{ drill.alert or "quiet" }}
 <span class="{{ drill.verdict }}">{{ drill.verdict }}</span></h2>
 <p><b>Fault:</b> {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
-<b>Expected:</b> {% if drill.recipient %}a {{ drill.severity }} email to {{ drill.recipient }}{% else %}active at its
+{% if drill.quiet_s is not none %}<b>Expected:</b> nothing fires and no one is emailed for {{ drill.quiet_s|round|int }} s
+after the fault ({{ drill.bound_why }}){% if drill.pending %}; {{ drill.pending|join(", ") }} must go pending{% endif %}.<br>
+<b>Measured:</b> seen pending: {% for alert, at in drill.pending_seen.items() %}{{ alert }} at {{ at }} s{{ ", " if not loop.last }}{% else %}none{% endfor %};
+fired: {% for alert, at in drill.fired.items() %}{{ alert }} at {{ at }} s{{ ", " if not loop.last }}{% else %}none{% endfor %}.
+{% else %}<b>Expected:</b> {% if drill.recipient %}a {{ drill.severity }} email to {{ drill.recipient }}{% else %}active at its
 receiver, no email{% endif %} between {{ drill.floor_s|round|int }} s and {{ [drill.bound_s, drill.promise_s]|min|round|int }} s
 after the fault: the bound {{ drill.bound_s|round|int }} s = {{ drill.bound_why }}; the promise {{ drill.promise_s|round|int }} s.<br>
 {% if drill.proof %}<b>Fault path:</b> {{ drill.proof }} grew by {{ drill.proof_growth }}.<br>{% endif %}
 <b>Measured:</b> pending {{ drill.pending_s }} s, firing {{ drill.firing_s }} s, active in Alertmanager
 {{ drill.active_s }} s, email {{ drill.email_s }} s after the fault; alert gone {{ drill.recovered_s }} s and
 resolved email {{ drill.resolved_email_s }} s after the restore.
-{% if drill.traffic_during_fault %}<br><b>Requests answered during the fault:</b>
+{% endif %}{% if drill.traffic_during_fault %}<br><b>Requests answered during the fault:</b>
 {% for status, count in drill.traffic_during_fault.items() %}{{ count }} &times; {{ status }}{{ ", " if not loop.last }}{% endfor %}{% endif %}
 </p>
+{% if breakdowns[drill.name] %}<p><b>Where the time went:</b>
+{% for step, seconds in breakdowns[drill.name] %}{{ step }} {{ seconds }} s{{ "; " if not loop.last }}{% endfor %}.</p>{% endif %}
 {% if drill.violations %}<ul>{% for violation in drill.violations %}<li class="fail">{{ violation }}</li>{% endfor %}</ul>{% endif %}
 <img src="{{ drill.name }}.png" alt="timeline of {{ drill.name }}">
 {{ screenshots(drill) }}
@@ -90,8 +101,10 @@ SCREENSHOTS = jinja2.Environment(autoescape=True).from_string("""
 def write(records: list[Record], folder: Path | None = None) -> Path:
     """Write the records as report.json, index.html and a timeline PNG per drill; return the JSON's path.
 
-    Without a folder, a new one for this run under reports/chaos/, which `latest` then points at.
+    Without a folder, a new one for this run under reports/chaos/, which `latest` then points at,
+    and the run's drills are added to the history.
     """
+    run = folder is None
     if folder is None:
         folder = REPORT_DIR / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{os.getpid()}"
         folder.mkdir(parents=True)
@@ -108,6 +121,8 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
     for drill in document["scenarios"]:
         drill["screenshots"] = _keep_screenshots(drill["screenshots"], folder)
     path.write_text(json.dumps(document, indent=2) + "\n")
+    if run:
+        history.append(HISTORY, document, folder.name)
     render(path)
     return path
 
@@ -118,8 +133,11 @@ def render(path: Path) -> Path:
     for drill in document["scenarios"]:
         timeline.draw(drill, path.parent / f"{drill['name']}.png")
     rows = [_cells(drill) for drill in document["scenarios"]]
+    breakdowns = {drill["name"]: stages.breakdown(drill) for drill in document["scenarios"]}
+    slack = history.plot(history.read(HISTORY), path.parent / history.PLOT_NAME) if path.parent.parent == REPORT_DIR else None
     page = path.parent / "index.html"
-    page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows, screenshots=_screenshots))
+    page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows, breakdowns=breakdowns,
+                                slack=slack.name if slack else None, screenshots=_screenshots))
     return page
 
 
@@ -131,7 +149,7 @@ def table(records: list[Record]) -> list[str]:
 
 
 def _document(record: Record) -> dict:
-    return asdict(record) | {"name": record.name, "violations": record.violations()}
+    return asdict(record) | {"name": record.name, "alert": record.alert or "(quiet)", "violations": record.violations()}
 
 
 def _cells(values: dict) -> list[str]:

@@ -31,6 +31,9 @@ from harness.waiting import say
 
 DATABASE = "shortener"
 LOG_DIR = config.ROOT / "reports" / "logs"  # the containers' logs of each failed drill or stack
+# Seconds a stopped container gets between SIGTERM and SIGKILL: Docker's default, which the
+# harness and the compose file keep. The app's graceful stop must fit in it.
+STOP_TIMEOUT = 10
 RUNBOOK = "incident-response/runbooks/INCIDENT-PLAYBOOK.md"  # its path on the runbooks server (under docs/)
 STARTUP_TIMEOUT = 120  # seconds a container may take to become ready
 CREATE_LIMIT = "100/second"
@@ -230,9 +233,13 @@ class Stack:
                 if error.status_code not in (404, 409):  # already removed, or being removed, e.g. by `make down`
                     raise
 
+    def signal_service(self, name: str, signal: str) -> None:
+        """Send a signal to one service's main process (HUP: Gunicorn replaces its workers one by one)."""
+        self.running[name].kill(signal=signal)
+
     def pause_service(self, name: str) -> None:
         """Stop one service's container, keeping it for a restart (a process that died)."""
-        self.running[name].stop(timeout=10)
+        self.running[name].stop(timeout=STOP_TIMEOUT)
 
     def resume_service(self, name: str) -> None:
         """Start a stopped service again and wait until it is ready."""

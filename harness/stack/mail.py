@@ -18,6 +18,7 @@ class Message:
     text: str
     html: str = ""
     envelope: tuple[str, ...] = ()  # RCPT TO of the SMTP session: where the sink really delivered it
+    dated: str = ""  # ISO 8601: when it was sent (its Date header, as MailDev keeps it) or received (MailHog)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class Flavour:
     def parse(self, payload) -> list[Message]:
         """The messages of a list response, oldest first."""
         if self.name == "mailhog":
-            return [_from_mime(item["Raw"]["Data"], tuple(item["Raw"]["To"])) for item in reversed(payload["items"])]
+            return [_from_mime(item["Raw"]["Data"], tuple(item["Raw"]["To"]), item.get("Created", ""))
+                    for item in reversed(payload["items"])]
         return [
             Message(
                 subject=item.get("subject", ""),
@@ -50,6 +52,7 @@ class Flavour:
                 text=item.get("text") or "",
                 html=item.get("html") or "",
                 envelope=tuple(to["address"] for to in item.get("envelope", {}).get("to", [])),
+                dated=item.get("time") or "",
             )
             for item in payload
         ]
@@ -60,7 +63,7 @@ MAILDEV = Flavour("maildev", ready_path="/healthz", list_path="/email", clear=("
 FLAVOURS = {"upstream": MAILHOG, "local": MAILDEV}
 
 
-def _from_mime(raw: str, envelope: tuple[str, ...]) -> Message:
+def _from_mime(raw: str, envelope: tuple[str, ...], dated: str) -> Message:
     parsed = email.message_from_string(raw, policy=email.policy.default)
     text, page = (parsed.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
     return Message(
@@ -69,6 +72,7 @@ def _from_mime(raw: str, envelope: tuple[str, ...]) -> Message:
         text=text.get_content() if text else "",
         html=page.get_content() if page else "",
         envelope=envelope,
+        dated=dated,
     )
 
 

@@ -44,6 +44,16 @@ DEFAULTS = {
     "SHORTENER_INSTRUMENTATION": "on",
 }
 
+# A create draws a code this many times while the drawn one is taken: with 62**7 codes, three
+# collisions in a row are as good as impossible.
+CODE_ATTEMPTS = 3
+# The most calls to each dependency that one request makes, one after the other. A create asks
+# Redis three times for its rate limit (the count, then the window's count and expiry for the
+# headers) and, while its drawn codes are taken, Postgres CODE_ATTEMPTS times; a redirect that
+# misses the cache asks Redis twice (the lookup, the fill) and Postgres up to three times (the
+# lookup, the click when the fill failed, why it cannot be followed). Tests count them.
+SLOWEST_REQUEST_CALLS = {"postgres": max(CODE_ATTEMPTS, 3), "redis": 3}
+
 _SWITCHES = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
 
@@ -78,7 +88,7 @@ class ConfigurationError(RuntimeError):
     """A required setting is missing or malformed."""
 
 
-def load(overrides: dict | None = None, environ=os.environ) -> dict:
+def load(overrides: dict | None = None, environ=os.environ, required=REQUIRED) -> dict:
     """Return the settings: defaults, then the environment, then overrides."""
     settings = dict(DEFAULTS)
     for key in (*REQUIRED, *DEFAULTS):
@@ -92,7 +102,19 @@ def load(overrides: dict | None = None, environ=os.environ) -> dict:
         except (TypeError, ValueError) as exc:
             kind = "on or off" if cast is _switch else "a number"
             raise ConfigurationError(f"{key} must be {kind}, got {settings[key]!r}") from exc
-    missing = [key for key in REQUIRED if not settings.get(key)]
+    missing = [key for key in required if not settings.get(key)]
     if missing:
         raise ConfigurationError(f"missing required setting(s): {', '.join(missing)}")
     return settings
+
+
+def worst_request_seconds(settings: dict) -> float:
+    """Every timeout of the slowest request added up: the time a worker may legitimately spend on one request.
+
+    A Postgres call may wait for a probe's connect (after an outage), then for a pooled connection,
+    then for its statement; a Redis call for its connect, then for its reply.
+    """
+    postgres = (settings["DATABASE_CONNECT_TIMEOUT"] + settings["DATABASE_POOL_TIMEOUT"]
+                + settings["DATABASE_STATEMENT_TIMEOUT_MS"] / 1000)
+    redis = 2 * settings["REDIS_SOCKET_TIMEOUT"]
+    return SLOWEST_REQUEST_CALLS["postgres"] * postgres + SLOWEST_REQUEST_CALLS["redis"] * redis

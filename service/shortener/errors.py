@@ -11,16 +11,19 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the client should see, with its HTTP status and machine code."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, link: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.link = link  # the link the error is about, when the client may still read it
 
 
-def error_response(status: int, code: str, message: str):
-    """Build the response `{"error": {"code", "message"}}` with a status."""
-    return jsonify(error={"code": code, "message": message}), status
+def error_response(status: int, code: str, message: str, link: dict | None = None):
+    """Build the response `{"error": {"code", "message"}}` (and the link it is about, if any) with a status."""
+    if link is None:
+        return jsonify(error={"code": code, "message": message}), status
+    return jsonify(error={"code": code, "message": message}, link=link), status
 
 
 # Machine codes that read better than the status name would.
@@ -46,7 +49,7 @@ def init_app(app) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.link)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -7,13 +7,10 @@ from flask import Blueprint, current_app, jsonify, redirect, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 from werkzeug.routing import BaseConverter
 
-from . import codes, keys, metrics, targets
+from . import codes, config, keys, metrics, targets
 from .errors import ApiError
 
 bp = Blueprint("links", __name__)
-
-# With 62**7 codes a collision is rare; a handful of tries makes it negligible.
-MAX_CODE_ATTEMPTS = 5
 
 FIELDS = frozenset({"url", "code", "expires_at"})
 
@@ -118,7 +115,7 @@ def _describe(row: dict) -> dict:
     }
 
 
-@retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(MAX_CODE_ATTEMPTS), reraise=True)
+@retry(retry=retry_if_exception_type(CodeTaken), stop=stop_after_attempt(config.CODE_ATTEMPTS), reraise=True)
 def _store_random(url: str, expires_at: datetime | None, owner_key: str | None) -> dict:
     """Insert the link under a new code, drawing again if the code is taken."""
     code = codes.new_code()
@@ -202,16 +199,21 @@ def _follow_from_postgres(code: str, cache) -> str:
 
 @bp.get("/api/links/<code>")
 def info(code: str):
-    """Describe a link: its target, times, state and click count."""
+    """Describe a link: its target, times, state and click count; a disabled link is gone (410), described."""
     link = _db().find_link(code) if codes.is_well_formed(code) else None
     if link is None:
         raise ApiError(404, "not_found", "No link has this code.")
-    return jsonify(
+    described = {
         **_describe(link),
-        disabled_at=_timestamp(link["disabled_at"]),
-        status=link["state"],
-        clicks=link["clicks"],
-    )
+        "disabled_at": _timestamp(link["disabled_at"]),
+        "status": link["state"],
+        "clicks": link["clicks"],
+    }
+    if link["state"] == "disabled":
+        # As DELETE promised: gone, until its creator or an admin enables it again.
+        raise ApiError(410, "link_disabled",
+                       f"This link has been disabled; POST /api/links/{code}/enable brings it back.", described)
+    return jsonify(described)
 
 
 @bp.delete("/api/links/<code>")

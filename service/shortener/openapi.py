@@ -93,8 +93,9 @@ def document(settings) -> dict:
                     "summary": "Describe a link, with its state and click count",
                     "parameters": [_CODE_PARAM],
                     "responses": {
-                        "200": _json("LinkInfo", "The link (also when disabled or expired)"),
+                        "200": _json("LinkInfo", "The link (also when expired)"),
                         "404": _error("No such link"),
+                        "410": _json("GoneLink", "The link was disabled (DELETE): gone until enabled again"),
                         "503": _error("Postgres is unavailable"),
                     },
                 },
@@ -252,6 +253,14 @@ def _schemas(settings) -> dict:
                     },
                 },
             ]
+        },
+        "GoneLink": {
+            "type": "object",
+            "required": ["error", "link"],
+            "properties": {
+                "error": {"$ref": "#/components/schemas/Error/properties/error"},
+                "link": {"$ref": "#/components/schemas/LinkInfo"},
+            },
         },
         "Readiness": {
             "type": "object",

@@ -5,7 +5,7 @@ from email.message import EmailMessage
 
 from harness import report
 from harness.chaos.verdict import Record
-from harness.report import signals
+from harness.report import history, signals, stages
 from harness.stack import mail
 
 
@@ -27,10 +27,11 @@ def test_mailhog_messages_are_read_from_their_mime_source_and_envelope():
     message["To"] = "oncall@x.example"
     message.set_content("Runbook: #servicedown")
     message.add_alternative("<p>Runbook</p>", subtype="html")
-    payload = {"items": [{"Raw": {"Data": message.as_string(), "To": ["oncall@x.example"]}}]}
+    payload = {"items": [{"Raw": {"Data": message.as_string(), "To": ["oncall@x.example"]},
+                          "Created": "2026-11-30T01:00:00.5Z"}]}
     assert mail.MAILHOG.parse(payload) == [
         mail.Message("CRITICAL: ServiceDown firing (1)", ("oncall@x.example",), "Runbook: #servicedown\n",
-                     "<p>Runbook</p>\n", ("oncall@x.example",))
+                     "<p>Runbook</p>\n", ("oncall@x.example",), "2026-11-30T01:00:00.5Z")
     ]
 
 
@@ -70,3 +71,35 @@ def test_a_state_gap_longer_than_two_steps_splits_its_span():
     points = [[at, 1.0] for at in (15.0, 20.0, 25.0, 70.0, 75.0)]
     assert signals.spans(points) == [(15.0, 25.0), (70.0, 75.0)]
     assert signals.spans([]) == []
+
+
+def _drill(**measured) -> dict:
+    """A drill as report.json holds it: the fault at a known Unix time, the email dated 76 s after it."""
+    fault_epoch = 1_800_000_000.0
+    emails = [{"subject": "CRITICAL: ServiceDown firing (1)", "dated": "2027-01-15T08:01:15.000Z", "arrived_s": 76.0,
+               "recipients": ["oncall@x.example"], "envelope": ["oncall@x.example"], "text": "", "html": ""}]
+    return report._document(_record(fault_epoch=fault_epoch, first_seen_s=6.0, emails=emails, **measured))
+
+
+def test_the_stages_run_on_one_clock_from_the_fault_to_the_harness():
+    drill = _drill()
+    assert stages.stages(drill) == [
+        ("fault in place", 0.0), ("first seen in Prometheus's data", 6.0), ("pending", 15.0), ("firing", 75.0),
+        ("received by Alertmanager", 75.5), ("sent to the mail sink", 75.0), ("seen by the harness", 76.0)]
+    assert stages.breakdown(drill)[:3] == [("fault in place -> first seen in Prometheus's data", 6.0),
+                                           ("first seen in Prometheus's data -> pending", 9.0),
+                                           ("pending -> firing", 60.0)]
+    # A stage not reached is left out of the breakdown, not counted as zero.
+    assert [step for step, _ in stages.breakdown(_drill(active_s=None))][3] == "firing -> sent to the mail sink"
+
+
+def test_the_history_keeps_each_drill_s_slack_and_plots_it_across_runs(tmp_path):
+    path = tmp_path / "history.jsonl"
+    for run, email_s in (("run-1", 76.0), ("run-2", 90.0)):
+        history.append(path, {"generated_at": "t", "scenarios": [_drill(email_s=email_s)]}, run)
+    lines = history.read(path)
+    # The limit is the bound or the promise, whichever is less.
+    assert [(entry["run"], entry["limit_s"], entry["slack_s"]) for entry in lines] == [("run-1", 100, 24.0),
+                                                                                        ("run-2", 100, 10.0)]
+    assert history.plot(lines, tmp_path / "slack.png").stat().st_size > 0
+    assert history.plot([], tmp_path / "none.png") is None

@@ -57,9 +57,14 @@ def assert_error(response, status, code):
 
 
 def info(client, code):
+    """A link's description: a 200, or a disabled link's 410 (gone until enabled) that carries it."""
     response = client.get(f"/api/links/{code}")
+    body = response.get_json()
+    if response.status_code == 410:
+        assert body["error"]["code"] == "link_disabled" and "/enable" in body["error"]["message"]
+        return body["link"]
     assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()
+    return body
 
 
 # --- creation ---------------------------------------------------------------

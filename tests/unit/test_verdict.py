@@ -201,3 +201,31 @@ def test_the_floor_counts_from_the_injection_and_the_bounds_from_the_fault_in_pl
     """A graceful stop: the app stopped answering when its stop began, 5 s before the stop returned."""
     assert _record(firing_s=56.0, active_s=56.0, email_s=56.0, inject_s=5.0).violations() == []
     assert _record(email_s=101.0, inject_s=5.0).violations() == ["email after 101 s: later than the bound 100 s"]
+
+
+def _quiet(**measured) -> Record:
+    record = Record(scenario="short_outage", alert="", severity="", recipient=None, fault="stop the app for 30 s",
+                    promise_s=0, floor_s=0, bound_s=429, resolved_bound_s=0, quiet_s=429, hold_s=30,
+                    pending=["ServiceDown"])
+    for key, value in ({"pending_seen": {"ServiceDown": 14.0}, "restore_s": 31.0} | measured).items():
+        setattr(record, key, value)
+    return record
+
+
+def test_a_quiet_drill_passes_when_its_fault_was_seen_and_nothing_fired_or_mailed():
+    assert _quiet().violations() == []
+    assert _quiet(pending=[], pending_seen={}, error_free=True, traffic_during_fault={"201": 40, "302": 40}).violations() == []
+
+
+@pytest.mark.parametrize(
+    ("measured", "broken"),
+    [
+        ({"fired": {"ServiceDown": 75.0}}, "ServiceDown fired 75 s after the fault: nothing may fire"),
+        ({"pending_seen": {}}, "ServiceDown never went pending: the fault did not reach the alerting"),
+        ({"emails": [_email("CRITICAL: ServiceDown resolved (1)", 95.0)]},
+         "'CRITICAL: ServiceDown resolved (1)' emailed 95 s after the fault: no one may be emailed"),
+        ({"error_free": True, "traffic_during_fault": {"302": 40, "0": 1}}, "requests failed while the fault lasted"),
+    ],
+)
+def test_a_quiet_drill_fails_on_anything_firing_any_email_or_an_unseen_fault(measured, broken):
+    assert any(v.startswith(broken) for v in _quiet(**measured).violations()), _quiet(**measured).violations()
