@@ -73,7 +73,8 @@ class Browser:
 
     def page(self, credentials: tuple[str, str] | None = None) -> Page:
         """A new tab of its own (with HTTP basic credentials for a site that asks, e.g. Grafana's admin)."""
-        headers = {"Authorization": "Basic " + base64.b64encode(":".join(credentials).encode()).decode()} if credentials else None
+        login = base64.b64encode(":".join(credentials).encode()).decode() if credentials else None
+        headers = {"Authorization": f"Basic {login}"} if login else None
         page = self._chromium.new_context(viewport=SIZE, extra_http_headers=headers).new_page()
         page.set_default_timeout(LOAD_TIMEOUT_MS)
         return page
@@ -87,7 +88,7 @@ class Browser:
         try:
             page.goto(url, wait_until="load")
             seen.broken_images = page.eval_on_selector_all(
-                "img", "images => images.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'))")
+                "img", "all => all.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'))")
             for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
                 if not self._leads_somewhere(page, href):
                     seen.broken_links.append(href)

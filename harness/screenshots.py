@@ -53,7 +53,8 @@ def take(stack: Stack, unavailable: dict[str, str], folder: Path = DOCS) -> int:
         for name, (show, services) in STILLS.items():
             absent = [service for service in services if service not in stack.services]
             if absent:
-                missing[name] = f"{', '.join(absent)} not running: " + (unavailable.get(absent[0]) or "not in this stack")
+                why = unavailable.get(absent[0]) or "not in this stack"
+                missing[name] = f"{', '.join(absent)} not running: {why}"
                 continue
             page = chromium.page(credentials=_credentials(stack) if "grafana" in services else None)
             show(page, stack)

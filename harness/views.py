@@ -7,6 +7,7 @@ local image set shows Alertmanager's own v2 API instead. The upstream images sho
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 from playwright.sync_api import Page
@@ -70,7 +71,8 @@ def alertmanager_status(page: Page, stack: Stack) -> str:
 
 def _indent_json(page: Page) -> None:
     """A JSON answer as Chromium shows it, indented (its own pretty-print switch is out of a script's reach)."""
-    page.locator("pre").first.evaluate("pre => { pre.textContent = JSON.stringify(JSON.parse(pre.textContent), null, 2) }")
+    page.locator("pre").first.evaluate(
+        "pre => { pre.textContent = JSON.stringify(JSON.parse(pre.textContent), null, 2) }")
 
 
 def mail_message(page: Page, stack: Stack, subject: str) -> str:
@@ -95,7 +97,8 @@ def grafana_dashboard(page: Page, stack: Stack) -> str:
 
 
 def grafana_loki_logs(page: Page, stack: Stack) -> str:
-    query = quote('{"datasource":"loki","queries":[{"refId":"A","expr":"{service=\\"app\\"}"}],"range":{"from":"now-15m","to":"now"}}')
+    query = quote(json.dumps({"datasource": "loki", "queries": [{"refId": "A", "expr": '{service="app"}'}],
+                              "range": {"from": "now-15m", "to": "now"}}))
     page.goto(stack.url("grafana") + f"/explore?orgId=1&left={query}")
     page.wait_for_load_state("networkidle")
     return "Grafana Explore: the app's JSON log lines from Loki"

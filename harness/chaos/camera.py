@@ -71,7 +71,8 @@ class Camera:
             if not shot.file and not shot.problem:
                 shot.problem = f"not taken: the camera was still busy {CLOSE_TIMEOUT:.0f} s after the drill ended"
         asked = {shot.view for shot in self.shots}
-        missing = [Shot(view, None, problem=f"no picture: {MOMENTS[view][1]}") for view in self.expected if view not in asked]
+        missing = [Shot(view, None, problem=f"no picture: {MOMENTS[view][1]}")
+                   for view in self.expected if view not in asked]
         return [asdict(shot) for shot in self.shots + missing]
 
     def _run(self) -> None:

@@ -162,7 +162,7 @@ def _keep_screenshots(shots: list[dict], folder: Path) -> list[dict]:
     for shot in shots:
         if shot["file"] and Path(shot["file"]).is_absolute():
             taken = Path(shot["file"])
-            target = folder / taken.parent.name / taken.name  # the camera keeps a drill's pictures in a folder of its name
+            target = folder / taken.parent.name / taken.name  # the camera names a drill's folder after the drill
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(taken, target)
             shot = shot | {"file": str(target.relative_to(folder))}

@@ -1,4 +1,4 @@
-"""The report's page as a person sees it, in Debian's Chromium: pictures that load, links that lead somewhere, no script error."""
+"""The report's page as a person sees it, in Debian's Chromium: pictures that load, links that lead somewhere."""
 
 import shutil
 import struct

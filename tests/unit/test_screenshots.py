@@ -1,4 +1,4 @@
-"""The incident docs' screenshots: every picture `make screenshots` writes is described in the docs, and every committed one is linked."""
+"""The incident docs' screenshots: every picture `make screenshots` writes is described, every committed one linked."""
 
 import re
 
