@@ -55,7 +55,7 @@ class Camera:
         self.shots: list[Shot] = []
         self._jobs: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"{threading.current_thread().name}-camera", daemon=True)
-        self._thread.start()  # Chromium starts while the drill waits for its steady state
+        self._thread.start()
 
     def take(self, view: str, asked_s: float, *args: str) -> None:
         """Ask for a picture of a view now; returns at once."""
@@ -76,15 +76,18 @@ class Camera:
         return [asdict(shot) for shot in self.shots + missing]
 
     def _run(self) -> None:
+        job = self._jobs.get()  # Chromium starts with the first picture: a drill without one never pays for it
         try:
             with browser.Browser() as chromium:
-                while (job := self._jobs.get()) is not None:
+                while job is not None:
                     self._shoot(chromium, *job)
+                    job = self._jobs.get()
         except Exception as error:  # noqa: BLE001 - no browser: every picture says why, the drill goes on
             why = f"no browser: {_first_line(error)}"
             say(f"drill {self.name}: no screenshots: {why}")
-            while (job := self._jobs.get()) is not None:
+            while job is not None:
                 job[0].problem = why
+                job = self._jobs.get()
 
     def _shoot(self, chromium: browser.Browser, shot: Shot, show: Callable, args: tuple[str, ...]) -> None:
         started = time.monotonic()
