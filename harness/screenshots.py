@@ -62,7 +62,7 @@ def take(stack: Stack, unavailable: dict[str, str], folder: Path = DOCS) -> int:
             page.context.close()
         path = report.write([record])
         page = chromium.page()
-        page.goto((path.parent / "index.html").as_uri())
+        page.goto((path.parent / "index.html").as_uri() + f"#{record.name}")  # the drill's part: timeline, pictures
         written.append(browser.screenshot(page, folder / f"{REPORT}.png"))
     for picture in written:
         say(f"screenshots: wrote {picture.relative_to(config.ROOT)}")
