@@ -21,8 +21,8 @@ engine:  ## a Docker engine that answers (installs and starts one as root if nee
 images: engine $(VENV)/.installed  ## build or pull every image (cached by a hash of its inputs)
 	$(PY) -m harness images
 
-up: images  ## the whole stack on the usual ports, URLs printed, until Ctrl-C or `make down`; TRAFFIC=1 adds background traffic
-	$(PY) -m harness up $(if $(filter 1,$(TRAFFIC)),--traffic)
+up: images  ## the whole stack on the usual ports, URLs printed, until Ctrl-C or `make down`; TRAFFIC=1 adds background traffic, HA=1 the HA profile
+	$(PY) -m harness up $(if $(filter 1,$(TRAFFIC)),--traffic) $(if $(filter 1,$(HA)),--ha)
 
 down:  ## stop the stack that `make up` started
 	$(PY) -m harness down
@@ -65,8 +65,8 @@ bench: bench-shortener bench-alerting  ## both halves (about 30 min) -> benchmar
 bench-shortener: engine wrk $(VENV)/.bench  ## load benchmark vs a bare WSGI floor (about 9 min)
 	$(PY) -m benchmarks.shortener
 
-bench-alerting: images  ## every scenario 3 times, 4 drills at a time: time-to-email vs floor and bound (about 20 min)
-	$(PY) -m benchmarks.alerting --repeat 3 --parallel 4
+bench-alerting: images  ## every scenario 3 times on both profiles, 4 drills at a time: time-to-email vs floor and bound, HA vs single
+	$(PY) -m benchmarks.alerting --repeat 3 --parallel 4 --profile both
 
 profile: engine wrk $(VENV)/.bench  ## py-spy profile of redirects under load -> benchmarks/results/profile-current.md
 	$(PY) -m benchmarks.profile

@@ -17,7 +17,7 @@ import docker  # noqa: E402
 
 from harness import report, screenshots, waiting  # noqa: E402
 from harness.chaos.drill import Scenario, expectation, side_by_side  # noqa: E402
-from harness.chaos.scenarios import SCENARIOS  # noqa: E402
+from harness.chaos.scenarios import SCENARIOS, on_ha  # noqa: E402
 from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
 from harness.stack import (  # noqa: E402  # noqa: E402
     CORE,
@@ -26,11 +26,11 @@ from harness.stack import (  # noqa: E402  # noqa: E402
     PORTS_LABEL,
     SERVICE_LABEL,
     SERVICES,
-    USUAL_PORTS,
     Stack,
     compose,
     images,
     port_free,
+    usual_ports_of,
 )
 
 DOWN_TIMEOUT = 30.0  # seconds `down` waits for the stack's ports to be free
@@ -46,7 +46,7 @@ def plan() -> tuple[tuple[str, ...], dict[str, str]]:
 def up(args) -> int:
     """Start the stack on the usual ports (where free), with the demo services the image set has, until Ctrl-C."""
     services, unavailable = plan()
-    stack = Stack(services=services, usual_ports=True, name=UP)
+    stack = Stack(services=services, usual_ports=True, name=UP, ha=args.ha)
     # `make down` from another terminal stops the containers; SIGTERM ends this process too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with stack:
@@ -69,11 +69,14 @@ def up(args) -> int:
 
 def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[str]:
     """What `up` prints once the stack is ready: its URLs, what it could not start and why, what to try."""
-    urls = [
-        (title if name != "mailsink" else f"{title} ({stack.mail_flavour.name})", stack.url(name) + path)
-        for name in sorted(stack.services, key=lambda name: SERVICES[name].demo)  # the core first
-        for title, path in SERVICES[name].links
-    ]
+    urls = []
+    for instance, name in sorted(stack.instances.items(), key=lambda item: SERVICES[item[1]].demo):  # the core first
+        for title, path in SERVICES[name].links:
+            if instance == name:
+                urls.append((title if name != "mailsink" else f"{title} ({stack.mail_flavour.name})",
+                             stack.url(name) + path))
+            elif not path:  # a further replica or peer of the HA profile: its address, once
+                urls.append((f"{title} ({instance})", stack.url(instance)))
     urls += [
         ("postgres", f"postgresql://shortener:<password>@{stack.address('postgres')}/shortener"),
         ("redis", stack.redis_url),
@@ -88,8 +91,11 @@ def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[st
     lines.append(f"  {'shortener admin key':<22} {admin_key}")
     if "jaeger" in stack.services:
         lines.append(f"  {'app traces to':<22} {stack.url('otlp')} (Jaeger's OTLP/HTTP)")
-    lines += [f"  usual port {USUAL_PORTS[key]} ({key}) is taken by another program: it listens on {port} instead"
-              for key, port in stack.displaced.items()]
+    lines += [f"  usual port {usual_ports_of(stack.ha)[key]} ({key}) is taken by another program: it listens on {port} "
+              "instead" for key, port in stack.displaced.items()]
+    if stack.ha:
+        lines.append(f"  HA profile: {len(stack.instances_of('prometheus'))} Prometheus replicas, each sending to all "
+                     f"{len(stack.instances_of('alertmanager'))} Alertmanager peers of one gossip cluster")
     by_reason: dict[str, list[str]] = {}
     for name, why in unavailable.items():
         by_reason.setdefault(why, []).append(SERVICES[name].links[0][0])
@@ -121,7 +127,11 @@ def down(args) -> int:
     containers = _containers(args.stack)
     ports = {port for container in containers for port in json.loads(container.labels.get(PORTS_LABEL, "{}")).values()}
     for container in containers:
-        container.remove(force=True)
+        try:
+            container.remove(force=True)
+        except docker.errors.APIError as error:
+            if error.status_code not in (404, 409):  # gone, or going: the `up` process removes its own as it ends
+                raise
     print(f"removed {len(containers)} containers of stack {args.stack!r}; waiting for their {len(ports)} ports to be free")
     try:
         waiting.wait_until(f"the ports of stack {args.stack!r} to be free", lambda: sorted(p for p in ports if not port_free(p)),
@@ -147,7 +157,8 @@ def _plan(scenario: Scenario, attached: bool) -> list[str]:
     record = expectation(scenario)
     if record.mismatch:
         return [f"{scenario.name}: cannot run: {record.mismatch}"]
-    start = ("use the running `make up` stack" if attached else "start a fresh stack on free ports")
+    start = ("use the running `make up` stack" if attached else "start a fresh stack on free ports"
+             + (" in the HA profile (2 Prometheus replicas, a 3-peer Alertmanager cluster)" if scenario.ha else ""))
     if not record.mailed:
         lines = [start, f"expect {record.alert} firing in Prometheus and active at its receiver between "
                         f"{record.floor_s:.0f} s and {min(record.bound_s, record.promise_s):.0f} s after the stack "
@@ -158,8 +169,11 @@ def _plan(scenario: Scenario, attached: bool) -> list[str]:
             "wait for the steady state: every target up, the Watchdog firing and active in Alertmanager, "
             "no other alert; then empty the inbox",
             f"inject: {scenario.fault}",
-            *(f"when {scenario.alert} is {step.when}: {step.what}" for step in scenario.steps),
-            f"expect {scenario.alert} ({record.severity}) to email {record.recipient} between {record.floor_s:.0f} s "
+            *(f"{'once its email came' if step.when == 'email' else f'when {scenario.alert} is {step.when}'}: "
+              f"{step.what}" for step in scenario.steps),
+            f"expect {scenario.alert} ({record.severity}) to email {record.recipient} "
+            + ("at least once (duplicates counted and reported) " if scenario.delivery == "at-least-once" else "")
+            + f"between {record.floor_s:.0f} s "
             f"and {min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s, "
             f"promise {record.promise_s:.0f} s)",
             *(f"expect {name} firing and inhibited before the restore" for name in scenario.inhibited),
@@ -186,8 +200,14 @@ def drill(args) -> int:
     if not chosen or args.repeat < 1 or args.parallel < 1:
         print("choose a scenario or --all, --repeat and --parallel at least 1 (see --help)", file=sys.stderr)
         return 2
+    if args.profile != "single":  # the single profile's scenarios on the HA profile too (both), or instead (ha)
+        chosen = [scenario for scenario in chosen if args.profile == "both" or scenario.ha] + [
+            on_ha(scenario) for scenario in chosen if not scenario.ha]
     # Drills side by side need a stack each; one stack serves drills one after the other.
     attached = None if args.fresh or args.parallel > 1 else _running_up_stack()
+    if attached and any(scenario.ha != attached.ha for scenario in chosen):
+        print("the running `make up` stack is not of every chosen scenario's profile: fresh stacks instead", flush=True)
+        attached = None
     jobs = [(scenario, run) for scenario in chosen for run in range(1, args.repeat + 1)]
     if args.dry_run:
         for scenario in chosen:
@@ -243,8 +263,8 @@ def shoot(_args) -> int:
 
 
 def write_compose(_args) -> int:
-    """Write docker-compose.yml from the stack definition (commit it: a unit test checks it is current)."""
-    print(f"wrote {compose.write()}")
+    """Write docker-compose.yml and docker-compose.ha.yml from the stack definition (commit them: a unit test checks they are current)."""
+    print("wrote " + ", ".join(str(path) for path in compose.write()))
     return 0
 
 
@@ -255,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     ups.set_defaults(run=up)
     ups.add_argument("--traffic", action="store_true",
                      help="background traffic against the app, so that the metrics and dashboards show life at once")
+    ups.add_argument("--ha", action="store_true",
+                     help="the HA profile: two Prometheus replicas and a 3-peer Alertmanager cluster")
     commands.add_parser("compose", help=write_compose.__doc__).set_defaults(run=write_compose)
     commands.add_parser("screenshots", help=shoot.__doc__, description=shoot.__doc__).set_defaults(run=shoot)
     ensure = commands.add_parser("images", help=images.report.__doc__, description=images.report.__doc__)
@@ -274,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run each chosen scenario N times (the spread of its timings)")
     drills.add_argument("--parallel", type=int, default=1, metavar="K",
                         help="run K drills at a time, each on a fresh stack of its own")
+    drills.add_argument("--profile", choices=("single", "ha", "both"), default="single",
+                        help="run the chosen single-stack scenarios on the HA profile's stack too (both) or instead "
+                             "(ha), as <name>_ha; the HA scenarios always run on it (default: %(default)s)")
     for name, scenario in SCENARIOS.items():
         drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
                             help=f"{scenario.alert}: {scenario.fault}")

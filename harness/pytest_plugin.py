@@ -119,6 +119,12 @@ def stack(request: pytest.FixtureRequest):
     yield from _started(request.config, Stack())
 
 
+@pytest.fixture(scope="module")
+def ha_stack(request: pytest.FixtureRequest):
+    """The whole stack in the HA profile (two Prometheus replicas, a 3-peer Alertmanager cluster), fresh for each module."""
+    yield from _started(request.config, Stack(ha=True))
+
+
 @pytest.fixture(scope="session")
 def data_stack(request: pytest.FixtureRequest):
     """Postgres and Redis alone, for tests of the service in-process."""

@@ -14,7 +14,7 @@ import requests
 
 from harness import config
 from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, Camera
-from harness.chaos.traffic import Traffic
+from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
 from harness.report import signals
@@ -31,9 +31,9 @@ FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed
 
 @dataclass(frozen=True)
 class Step:
-    """Something a scenario does once the alert reaches a state (pending, firing or active)."""
+    """Something a scenario does once the alert reaches a state (pending, firing or active) or its email came (email)."""
 
-    when: str
+    when: str  # "pending", "firing", "active", "email", or "resolved" (after the resolved email, or the drill's end)
     what: str
     action: Callable[[Stack], None]
 
@@ -62,6 +62,7 @@ class Scenario:
     inject: Callable[[Stack], None]
     restore: Callable[[Stack], None]
     traffic: float = 0  # background creates and redirects during the drill, in multiples of the usual rate
+    traffic_kinds: tuple[str, ...] = KINDS  # what the traffic does in turn
     hold: float = 0.0  # a quiet scenario's fault lasts this long (seconds) before the restore
     pending: tuple[str, ...] = ()  # a quiet scenario's alerts that must go pending, and never fire
     steps: tuple[Step, ...] = ()
@@ -70,10 +71,17 @@ class Scenario:
     inhibited: tuple[str, ...] = ()  # must be seen inhibited while the fault lasts
     silent: tuple[str, ...] = ()  # must never go pending
     collateral: tuple[str, ...] = ()  # may email, once firing and once resolved, after the restore only
+    alongside: tuple[str, ...] = ()  # fired by the same fault on their own windows: may email while it lasts, once each
     error_free: bool = False  # every request answered without a 5xx while the fault lasts
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
     proof: Proof | None = None
+    # The HA profile: the drill runs on a stack of Prometheus replicas and an Alertmanager cluster.
+    ha: bool = False
+    # What the scenario promises of the emails: "exactly-once" (a duplicate is a failure) or
+    # "at-least-once" (duplicates are counted and reported; a missing email still fails).
+    delivery: str = "exactly-once"
+    resolved_extra_delay: float = 0.0  # seconds the fault delays the resolved email by design (bound and promise)
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -90,8 +98,9 @@ class Drill:
 
     def __init__(self, stack: Stack):
         self.stack = stack
-        self.prometheus = Prometheus(stack.url("prometheus"))
-        self.alertmanager = Alertmanager(stack.url("alertmanager"))
+        # Every replica and peer: when one is the fault, the others answer.
+        self.prometheus = Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus")))
+        self.alertmanager = Alertmanager(*(stack.url(peer) for peer in stack.instances_of("alertmanager")))
         self.inbox = stack.inbox
 
     def run(self, scenario: Scenario, run: int = 1) -> Record:
@@ -109,7 +118,8 @@ class Drill:
                 f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
                 f"{record.bound_why}; promise {record.promise_s:.0f} s)")
         self.camera = Camera(self.stack, record.name, QUIET if scenario.quiet else MAILED if record.mailed else HEARTBEAT)
-        traffic = Traffic(self.stack.url("app"), rate=scenario.traffic).start() if scenario.traffic else None
+        traffic = (Traffic(self.stack.url("app"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
+                   if scenario.traffic else None)
         try:
             if scenario.quiet:
                 self.steady_state(traffic)
@@ -128,7 +138,8 @@ class Drill:
             record.screenshots_wait_s = round(time.monotonic() - closing, 1)
             record.duration_s = round(time.monotonic() - began, 1)
         record.verdict = "fail" if record.violations() else "pass"
-        say(f"drill {scenario.name}: {record.verdict}" + "".join(f"\n  - {v}" for v in record.violations()))
+        held = f" ({record.delivered})" if scenario.ha else ""
+        say(f"drill {scenario.name}: {record.verdict}{held}" + "".join(f"\n  - {v}" for v in record.violations()))
         return record
 
     def steady_state(self, traffic: Traffic | None) -> None:
@@ -185,7 +196,9 @@ class Drill:
             restored = True
             record.restored_at = _now()
             record.restore_s = round(restored_at - fault_at, 1)
-            if record.email_s is not None:  # no firing email, no resolved one to wait for
+            if record.resolved_promise_s is None:
+                say(f"drill {scenario.name}: {record.alert} promises no resolved email by a time: not waiting for it")
+            elif record.email_s is not None:  # no firing email, no resolved one to wait for
                 self._watch(record, self._watch_resolved(record, fault_at, restored_at, arrivals),
                             deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
                 if record.resolved_email_s is not None:
@@ -194,6 +207,10 @@ class Drill:
             if not restored:
                 say(f"drill {scenario.name}: restore (after a failure)")
                 scenario.restore(self.stack)
+            for step in scenario.steps:
+                if step.when == "resolved":  # after the resolved email, or at the end whatever happened
+                    say(f"drill {record.scenario}: resolved: {step.what}")
+                    step.action(self.stack)
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
@@ -229,7 +246,7 @@ class Drill:
                 self._watch(record, lambda deadline: wait_until(
                     f"the {scenario.hold:.0f} s of the fault to pass", observe,
                     done=lambda _: time.monotonic() - fault_at >= scenario.hold, timeout=deadline, interval=POLL),
-                    deadline=scenario.hold + WAIT_MARGIN)
+                    deadline=scenario.hold + POLL + 1)
             restored_at = time.monotonic()
             if traffic:
                 record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
@@ -244,7 +261,7 @@ class Drill:
             self._watch(record, lambda deadline: wait_until(
                 "the longest bound to pass with nothing firing and an empty inbox", observe,
                 done=lambda _: time.monotonic() >= quiet_until, timeout=deadline, interval=POLL),
-                deadline=record.quiet_s + WAIT_MARGIN)
+                deadline=quiet_until - time.monotonic() + POLL + 1)
             self.camera.take("prometheus-alerts", round(time.monotonic() - fault_at, 1))  # what did not fire
             if traffic:  # the traffic after the restore must be served too
                 record.traffic_during_fault = {str(k): v for k, v in sorted(
@@ -318,7 +335,7 @@ class Drill:
         return states
 
     def _watch_firing(self, scenario: Scenario, record: Record, fault_at: float, arrivals: dict[int, float]):
-        steps = list(scenario.steps)
+        steps = [step for step in scenario.steps if step.when != "resolved"]  # those come after the resolved email
 
         def observe():
             elapsed = round(time.monotonic() - fault_at, 1)
@@ -335,7 +352,8 @@ class Drill:
                 else:
                     held = _unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
                     record.inhibited_by = sorted(held or record.inhibited_by)
-            reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s}
+            reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s,
+                       "email": record.email_s}
             while steps and reached[steps[0].when] is not None:
                 step = steps.pop(0)
                 say(f"drill {record.scenario}: {step.when} after {reached[step.when]} s: {step.what}")
@@ -350,6 +368,8 @@ class Drill:
         def watch(deadline: float) -> None:
             wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault})", observe,
                        done=lambda _: record.email_s is not None, timeout=deadline, interval=POLL)
+            if any(step.when == "email" for step in steps):
+                observe()  # once more: the steps that wait for the email
             say(f"drill {record.scenario}: pending {record.pending_s} s, firing {record.firing_s} s, "
                 f"active {record.active_s} s, email {record.email_s} s after the fault (bound {record.bound_s:.0f} s)")
 
@@ -459,12 +479,14 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
     return Record(
         scenario=scenario.name, run=run, alert=spec.name, severity=promise.severity, recipient=promise.recipient,
         fault=scenario.fault, promise_s=promise.firing_s + scenario.extra_delay, floor_s=spec.for_s,
-        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound, resolved_promise_s=promise.resolved_s,
+        bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound + scenario.resolved_extra_delay,
+        resolved_promise_s=None if promise.resolved_s is None else promise.resolved_s + scenario.resolved_extra_delay,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
-        collateral=list(scenario.collateral), traffic=bool(scenario.traffic), error_free=scenario.error_free,
-        answered=list(scenario.answered),
+        collateral=list(scenario.collateral), alongside=list(scenario.alongside), traffic=bool(scenario.traffic),
+        error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
+        profile="ha" if scenario.ha else "single", delivery=scenario.delivery,
     )
 
 
@@ -491,7 +513,7 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
     """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
     name = scenario.name if run == 1 else f"{scenario.name}-{run}"
     threading.current_thread().name = name  # progress lines of drills side by side carry it
-    stack = running or Stack()
+    stack = running or Stack(ha=scenario.ha)
     try:
         with stack:  # the drill restores its fault before the stack goes
             record = Drill(stack).run(scenario, run)

@@ -3,12 +3,20 @@
 Whom each alert must reach, and how soon, is its promise in observability/promises.yml.
 """
 
+import dataclasses
 import time
 
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
 from harness.chaos.faults import TableLock, accept_writes, migrate_schema, reject_writes, roll_back_schema
-from harness.stack import PROMETHEUS_RESEND_DELAY, Stack
+from harness.stack import (
+    ALERTMANAGER_PEER_TIMEOUT,
+    PROMETHEUS_ALERTMANAGER_TIMEOUT,
+    PROMETHEUS_RESEND_DELAY,
+    Stack,
+)
+from harness.stack.observe import cluster_position
+from harness.waiting import say
 
 # Prometheus re-sends a firing alert at the first evaluation strictly after its resend delay
 # from the last send, even when that send was lost (Alertmanager down, or not yet found).
@@ -61,7 +69,7 @@ POSTGRES_DOWN = Scenario(
     traffic=1,
     # The errors it causes are inhibited while it lasts; once Postgres is back, the error
     # rate's 1m window and the budget's windows may still report them for a while.
-    inhibited=("HighErrorRate",),
+    inhibited=("HighErrorRate", "ErrorBudgetBurnFast"),
     answered=("503",),
     recovered=('pg_up{job="postgres"} == 1',),
 )
@@ -89,6 +97,22 @@ HIGH_ERROR_RATE = Scenario(
     traffic=1,
     silent=("PostgresDown", "ServiceDown"),
     collateral=BUDGET_BURN,
+    answered=("5..",),
+)
+
+ERROR_BUDGET_BURN = Scenario(
+    name="error_budget_burn",
+    alert="ErrorBudgetBurnFast",
+    fault="a broken migration rejects every insert while only creates come in: every request fails, the total "
+          "outage the burn windows' formula assumes",
+    inject=reject_writes,
+    restore=accept_writes,
+    traffic=1,
+    traffic_kinds=("create",),
+    # The same errors on its own short window: it emails while the fault lasts.
+    alongside=("HighErrorRate",),
+    collateral=("ErrorBudgetBurnSlow",),
+    silent=("PostgresDown", "ServiceDown"),
     answered=("5..",),
 )
 
@@ -203,9 +227,134 @@ DOUBLE_TRAFFIC = Scenario(
     answered=("201", "302"),
 )
 
+
+
+# The HA profile -------------------------------------------------------------------------
+# Prometheus as two replicas, Alertmanager as a 3-peer gossip cluster (harness/stack). Each
+# peer waits its position times --cluster.peer-timeout before it notifies, then skips what the
+# gossiped notification log says a peer before it sent: with the notifying peer (position 0)
+# gone, the next one mails one peer-timeout later. A peer that hangs holds each of Prometheus's
+# batches of alerts back for its Alertmanager timeout.
+PEER_WAIT = config.seconds(ALERTMANAGER_PEER_TIMEOUT)
+HUNG_PEER = config.seconds(PROMETHEUS_ALERTMANAGER_TIMEOUT)
+
+
+class NotifyingPeer:
+    """The Alertmanager peer that notifies first (position 0 in the cluster), taken away and given back; one per stack."""
+
+    def __init__(self):
+        self._taken: dict[str, str] = {}
+
+    def _find(self, stack: Stack) -> str:
+        for peer in stack.instances_of("alertmanager"):
+            position, members = cluster_position(stack.url(peer))
+            if position == 0:
+                say(f"stack {stack.name}: {peer} is at position 0 of the {members} peers it sees: it notifies first")
+                self._taken[stack.name] = peer
+                return peer
+        raise RuntimeError(f"stack {stack.name}: no Alertmanager peer sees itself at position 0")
+
+    def stop(self, stack: Stack) -> None:
+        stack.pause_service(self._find(stack))
+
+    def start(self, stack: Stack) -> None:
+        peer = self._taken.pop(stack.name, None)
+        if peer:
+            stack.resume_service(peer)
+
+    def freeze(self, stack: Stack) -> None:
+        stack.freeze_service(self._find(stack))
+
+    def thaw(self, stack: Stack) -> None:
+        peer = self._taken.pop(stack.name, None)
+        if peer:
+            stack.thaw_service(peer)
+
+
+def _then(*actions):
+    def action(stack: Stack) -> None:
+        for each in actions:
+            each(stack)
+    return action
+
+
+_PEER = NotifyingPeer()
+NEXT_PEER = "the next peer's wait: position 1 x --cluster.peer-timeout"
+
+HA_PEER_DOWN_PENDING = Scenario(
+    name="ha_peer_down_pending",
+    alert="ServiceDown",
+    fault="HA: stop the app; the Alertmanager peer that notifies first is stopped while ServiceDown is pending",
+    inject=_stop("app"),
+    restore=_start("app"),
+    steps=(Step("pending", "stop the Alertmanager peer at position 0", _PEER.stop),
+           Step("resolved", "start the stopped Alertmanager peer again", _PEER.start)),
+    extra_delay=PEER_WAIT,
+    extra_delay_why=NEXT_PEER,
+    resolved_extra_delay=PEER_WAIT,
+    recovered=('up{job="app"} == 1',),
+    ha=True,
+)
+
+HA_NOTIFIER_DOWN = Scenario(
+    name="ha_notifier_down",
+    alert="ServiceDown",
+    fault="HA: stop the app; the Alertmanager peer that holds the notification is stopped as soon as ServiceDown fires",
+    inject=_stop("app"),
+    restore=_start("app"),
+    # The stopped peer stays away while the alert resolves: a peer that rejoins meanwhile, its own
+    # aggregation timers restarted, mailed the resolved notification a second time in one run of three.
+    steps=(Step("firing", "stop the Alertmanager peer at position 0 (it may have mailed already, or not yet)",
+                _PEER.stop),
+           Step("resolved", "start the stopped Alertmanager peer again", _PEER.start)),
+    extra_delay=PEER_WAIT,
+    extra_delay_why=NEXT_PEER,
+    resolved_extra_delay=PEER_WAIT,
+    recovered=('up{job="app"} == 1',),
+    ha=True,
+)
+
+HA_PROMETHEUS_REPLICA_DOWN = Scenario(
+    name="ha_prometheus_replica_down",
+    alert="ServiceDown",
+    fault="HA: stop the app; the first Prometheus replica is stopped while ServiceDown is pending (the other must page)",
+    inject=_stop("app"),
+    restore=_start("app", "prometheus"),
+    steps=(Step("pending", "stop the first Prometheus replica", _stop("prometheus")),),
+    recovered=('up{job="app"} == 1',),
+    ha=True,
+)
+
+HA_PARTITION = Scenario(
+    name="ha_partition",
+    alert="ServiceDown",
+    fault="HA: stop the app; the notifying Alertmanager peer is paused (cut off, gossip lost) while ServiceDown is "
+          "pending, and let run again once the email came",
+    inject=_stop("app"),
+    restore=_then(_start("app"), _PEER.thaw),
+    steps=(Step("pending", "pause the Alertmanager peer at position 0 (docker pause)", _PEER.freeze),
+           Step("email", "let the paused peer run again, its notification log behind the others'", _PEER.thaw)),
+    extra_delay=PEER_WAIT + HUNG_PEER,
+    extra_delay_why=NEXT_PEER + " + Prometheus's Alertmanager timeout (a batch held by the paused peer)",
+    resolved_extra_delay=PEER_WAIT,
+    recovered=('up{job="app"} == 1',),
+    ha=True,
+    # Alertmanager's documented promise when peers cannot gossip: rather twice than never.
+    delivery="at-least-once",
+)
+
+HA_SCENARIOS = {scenario.name: scenario for scenario in (HA_PARTITION, HA_NOTIFIER_DOWN, HA_PEER_DOWN_PENDING,
+                                                          HA_PROMETHEUS_REPLICA_DOWN)}
+
 SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
-    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
-                     MAILSINK_DOWN, POSTGRES_DOWN)
+    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, POSTGRES_DOWN,
+                     *HA_SCENARIOS.values(), ERROR_BUDGET_BURN, ALERTMANAGER_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE,
+                     WATCHDOG, REDIS_DOWN, SERVICE_DOWN, MAILSINK_DOWN)
 }
+
+
+def on_ha(scenario: Scenario) -> Scenario:
+    """The same scenario on the HA profile's stack (for comparing time-to-email with the single stack)."""
+    return scenario if scenario.ha else dataclasses.replace(scenario, name=f"{scenario.name}_ha", ha=True)

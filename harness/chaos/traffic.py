@@ -12,15 +12,18 @@ import requests
 CLIENTS = 2  # closed loop: each client waits for its answer, so a slow app is not flooded
 PAUSE = 0.05  # seconds between a client's requests
 TIMEOUT = 10.0
+KINDS = ("create", "redirect")  # the usual mix: half creates, half redirects (cache hits once warm)
 
 
 class Traffic:
     """Creates and redirects against the app until stopped; keeps (time, status) of each request."""
 
-    def __init__(self, app_url: str, rate: float = 1):
-        """rate: in multiples of the usual traffic (CLIENTS clients); each client's pace stays the same."""
+    def __init__(self, app_url: str, rate: float = 1, kinds: tuple[str, ...] = KINDS):
+        """rate: in multiples of the usual traffic (CLIENTS clients, each at its pace); kinds: what each client
+        does in turn (creates, redirects of links created earlier)."""
         self.app_url = app_url
         self.clients = round(CLIENTS * rate)
+        self.kinds = kinds
         self.results: list[tuple[float, int]] = []  # status 0: no answer
         self.failures: list[str] = []  # clients that died: a drill must not mistake them for silence
         self._codes: list[str] = []
@@ -49,11 +52,10 @@ class Traffic:
 
     def _requests(self) -> None:
         session = requests.Session()
-        # Half creates, half redirects of links created earlier (cache hits once warm).
         for turn in itertools.count():
             if self._stop.is_set():
                 return
-            kind = "create" if turn % 2 == 0 or not self._codes else "redirect"
+            kind = self.kinds[turn % len(self.kinds)] if self._codes else "create"
             try:
                 if kind == "create":
                     response = session.post(f"{self.app_url}/shorten", json={"url": f"https://example.org/{turn}"},

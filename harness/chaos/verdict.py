@@ -32,6 +32,7 @@ class Record:
     inhibition_targets: list[str] = field(default_factory=list)  # what the alert inhibits: never mailed during the fault
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
+    alongside: list[str] = field(default_factory=list)  # may email while the fault lasts (once each)
     traffic: bool = False  # the drill sends background traffic: only then do the golden signals say something
     error_free: bool = False
     answered: list[str] = field(default_factory=list)
@@ -73,6 +74,8 @@ class Record:
     screenshots: list[dict] = field(default_factory=list)
     screenshots_wait_s: float | None = None  # how long the drill's end waited for the camera
     verdict: str = "not run"
+    profile: str = "single"  # the stack it ran on: "single", or "ha" (Prometheus replicas, an Alertmanager cluster)
+    delivery: str = "exactly-once"  # the promise: "exactly-once", or "at-least-once" (duplicates counted, not failed)
 
     @property
     def name(self) -> str:
@@ -94,6 +97,26 @@ class Record:
     def quiet(self) -> bool:
         """Whether this drill's verdict is silence."""
         return self.quiet_s is not None
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        """How many emails of the alert each status got beyond the first ("firing": 1 is one duplicate)."""
+        counts: dict[str, int] = {}
+        for message in self.emails:
+            match = _SUBJECT.match(message["subject"])
+            if match and match["alert"] == self.alert:
+                counts[match["status"]] = counts.get(match["status"], 0) + 1
+        return {status: count - 1 for status, count in counts.items() if count > 1}
+
+    @property
+    def delivered(self) -> str:
+        """Which delivery promise the alert's emails kept, in words: exactly-once, at-least-once (with its duplicates)."""
+        if self.email_s is None or self.resolved_email_s is None:
+            return "neither exactly-once nor at-least-once: an email is missing"
+        if not self.duplicates:
+            return "exactly-once held"
+        extra = ", ".join(f"{count} duplicate {status}" for status, count in sorted(self.duplicates.items()))
+        return f"at-least-once held, exactly-once did not: {extra}"
 
     @property
     def mailed(self) -> bool:
@@ -160,13 +183,16 @@ class Record:
                 broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
             if self.email_s > self.promise_s:
                 broken.append(f"email after {self.email_s:.0f} s: later than the promise {self.promise_s:.0f} s")
+        # A promise without a resolved time (a burn, whose long windows drain for hours) awaits no resolved email.
+        if self.resolved_promise_s is None:
+            return broken
         if self.resolved_email_s is None:
             broken.append("no resolved email arrived")
         else:
             if self.resolved_email_s > self.resolved_bound_s:
                 broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
                               f"later than the bound {self.resolved_bound_s:.0f} s")
-            if self.resolved_promise_s is not None and self.resolved_email_s > self.resolved_promise_s:
+            if self.resolved_email_s > self.resolved_promise_s:
                 broken.append(f"resolved email after {self.resolved_email_s:.0f} s: "
                               f"later than the promise {self.resolved_promise_s:.0f} s")
         return broken
@@ -194,10 +220,11 @@ class Record:
                 broken.append(f"{alert} emailed while the fault lasted: {self.alert}'s inhibition did not hold")
             elif alert in self.collateral and during_fault(message):
                 broken.append(f"{alert} emailed while the fault lasted: collateral alerts may email after the restore only")
-            elif alert not in self.collateral + self.inhibition_targets:
+            elif alert not in self.collateral + self.inhibition_targets + self.alongside:
                 broken.append(f"unexpected email {message['subject']!r}")
         for (alert, status), count in sent.items():
-            if count > 1:
+            # An at-least-once promise counts the alert's own duplicates (see delivered), it does not fail on them.
+            if count > 1 and not (alert == self.alert and self.delivery == "at-least-once"):
                 broken.append(f"{count} {alert} {status} emails: duplicates")
         return broken
 

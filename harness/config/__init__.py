@@ -250,11 +250,20 @@ def _route_for(config: dict, labels: dict) -> dict:
     return settings
 
 
-def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str, links: dict[str, str]) -> Path:
+# The HA profile's Prometheus configuration, beside prometheus.yml: the same file but for the
+# replica label and every Alertmanager peer (written by `make compose` for the usual ports).
+HA_PROMETHEUS = "prometheus-ha.yml"
+REPLICA_LABEL = "replica"
+REPLICA_VARIABLE = "PROMETHEUS_REPLICA"  # each replica's value of the label, from its environment
+
+
+def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str, links: dict[str, str],
+                      peers: list[str] | None = None, peer_timeout: str = "10s") -> Path:
     """Copy the committed Prometheus files to dest, pointing each job, the Alertmanager and the alerts' links at the stack.
 
     links maps each base URL the committed annotations name (the usual address of a service)
-    to the one this stack's on-call should click.
+    to the one this stack's on-call should click. With peers (the HA profile), also the
+    replicas' file, HA_PROMETHEUS, sending to every peer.
     """
     shutil.copytree(PROMETHEUS_DIR, dest, dirs_exist_ok=True)
     for rule_file in dest.glob("alerts*.yml"):
@@ -270,7 +279,25 @@ def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str, li
         scrape_config["static_configs"] = [{"targets": [targets[job]]}]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     (dest / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if peers:
+        (dest / HA_PROMETHEUS).write_text(yaml.safe_dump(ha_prometheus(config, peers, peer_timeout), sort_keys=False))
     return dest
+
+
+def ha_prometheus(config: dict, peers: list[str], timeout: str) -> dict:
+    """A replica's configuration: prometheus.yml's, labelled with its replica, sending to every Alertmanager peer.
+
+    The label tells the replicas' series apart wherever they meet (federation, remote storage);
+    it is dropped from the alerts, so that both replicas' copies of an alert are one alert to
+    Alertmanager and mail once.
+    """
+    replica = copy.deepcopy(config)
+    replica.setdefault("global", {})["external_labels"] = {REPLICA_LABEL: f"${{{REPLICA_VARIABLE}}}"}
+    replica["alerting"] = {
+        "alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABEL}],
+        "alertmanagers": [{"timeout": timeout, "static_configs": [{"targets": list(peers)}]}],
+    }
+    return replica
 
 
 # A real relay instead of the stack's mail sink: its address, TLS and credentials come from

@@ -69,6 +69,7 @@ fired: {% for alert, at in drill.fired.items() %}{{ alert }} at {{ at }} s{{ ", 
 {% else %}<b>Expected:</b> {% if drill.recipient %}a {{ drill.severity }} email to {{ drill.recipient }}{% else %}active at its
 receiver, no email{% endif %} between {{ drill.floor_s|round|int }} s and {{ [drill.bound_s, drill.promise_s]|min|round|int }} s
 after the fault: the bound {{ drill.bound_s|round|int }} s = {{ drill.bound_why }}; the promise {{ drill.promise_s|round|int }} s.<br>
+{% if drill.profile == "ha" %}<b>HA profile, promise {{ drill.delivery }}:</b> {{ drill.delivered }}.<br>{% endif %}
 {% if drill.proof %}<b>Fault path:</b> {{ drill.proof }} grew by {{ drill.proof_growth }}.<br>{% endif %}
 <b>Measured:</b> pending {{ drill.pending_s }} s, firing {{ drill.firing_s }} s, active in Alertmanager
 {{ drill.active_s }} s, email {{ drill.email_s }} s after the fault; alert gone {{ drill.recovered_s }} s and
@@ -149,7 +150,8 @@ def table(records: list[Record]) -> list[str]:
 
 
 def _document(record: Record) -> dict:
-    return asdict(record) | {"name": record.name, "alert": record.alert or "(quiet)", "violations": record.violations()}
+    return asdict(record) | {"name": record.name, "alert": record.alert or "(quiet)", "violations": record.violations(),
+                             "delivered": record.delivered}
 
 
 def _cells(values: dict) -> list[str]:

@@ -2,7 +2,9 @@
 
 The core services are what the tests start; `make up` adds the demo services (Grafana,
 Loki, Promtail, Jaeger) when the image set can provide them, and `python -m harness
-compose` writes docker-compose.yml from the same functions.
+compose` writes docker-compose.yml from the same functions. The HA profile (`Stack(ha=True)`,
+`make up HA=1`, docker-compose.ha.yml) runs the services that declare Replicas as several
+instances: Prometheus as two replicas, Alertmanager as a 3-peer gossip cluster.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -47,6 +49,20 @@ FLAVOUR_LABEL = "shortener.flavour"
 # Prometheus re-sends a firing alert only this long after its last send, even when that send
 # was lost (Alertmanager down, or not yet discovered); the bounds that can meet it read it here.
 PROMETHEUS_RESEND_DELAY = "1m"
+
+# The HA profile: Prometheus as a pair of identical replicas, Alertmanager as a gossip cluster
+# (every Prometheus sends to every peer). These settings are passed as flags and read back by
+# the bounds of the HA drills: they are the cluster's own, never typed in twice.
+# Before notifying, a peer waits its position in the cluster times this (position 0 at once),
+# then skips what the notification log, gossiped by the peers before it, says was sent.
+ALERTMANAGER_PEER_TIMEOUT = "15s"
+# A starting peer sends nothing until the cluster looks settled (its member count stable), at most this long.
+ALERTMANAGER_SETTLE_TIMEOUT = "1m"
+# How long Prometheus waits for each Alertmanager to take a batch: one that hangs (paused, cut
+# off) holds the next batch of alerts back this long, for every peer.
+PROMETHEUS_ALERTMANAGER_TIMEOUT = "10s"
+# Instance n (from 1) of a replicated service listens on its usual ports + PORT_STEP * (n - 1).
+PORT_STEP = 100
 
 
 class HostContainer(DockerContainer):
@@ -125,16 +141,23 @@ class Stack:
     """One running copy of the shortener and its incident-response stack."""
 
     def __init__(self, services: tuple[str, ...] | None = None, usual_ports: bool = False, name: str | None = None,
-                 environ: Mapping[str, str] = os.environ):
+                 environ: Mapping[str, str] = os.environ, ha: bool = False):
         chosen = services or CORE
         unknown = set(chosen) - set(SERVICES)
         if unknown:
             raise ValueError(f"unknown services {sorted(unknown)}; known: {', '.join(SERVICES)}")
         self.services = tuple(name for name in SERVICES if name in chosen)  # in start order
         self.name = name or f"drill-{secrets.token_hex(3)}"
-        self.ports = {key: _port(usual if usual_ports else None) for key, usual in USUAL_PORTS.items()}
+        self.ha = ha  # the HA profile: each replicated service runs as its Replicas say
+        # Each running copy of a service, in start order: the first is named as its service.
+        self.instances: dict[str, str] = {
+            instance: name for name in self.services
+            for instance in (SERVICES[name].instance_names if ha else (name,))
+        }
+        usual = usual_ports_of(ha)
+        self.ports = {key: _port(port if usual_ports else None) for key, port in usual.items()}
         # The usual ports that something else held when this stack chose its own: `make up` says so.
-        self.displaced = {key: port for key, port in self.ports.items() if usual_ports and port != USUAL_PORTS[key]}
+        self.displaced = {key: port for key, port in self.ports.items() if usual_ports and port != usual[key]}
         self.environ = environ
         self.postgres_password = _secret(environ, "POSTGRES_PASSWORD")
         self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
@@ -159,23 +182,28 @@ class Stack:
             return None
         if any(PORTS_LABEL not in container.labels for container in found.values()):
             raise RuntimeError(f"stack {name!r} was started by an older harness: `make down`, then `make up` again")
-        stack = cls(services=tuple(service for service in SERVICES if service in found), name=name)
+        stack = cls(services=tuple(service for service in SERVICES if service in found), name=name,
+                    ha=bool(set(found) - set(SERVICES)))  # the HA profile's further instances
         stack.attached = True
         stack.ports = json.loads(found[stack.services[0]].labels[PORTS_LABEL])
         if "postgres" in found:
             env = dict(item.split("=", 1) for item in found["postgres"].attrs["Config"]["Env"])
             stack.postgres_password = env["POSTGRES_PASSWORD"]
-        for service in stack.services:
-            running = found[service]
+        for instance, service in stack.instances.items():
+            running = found[instance]
             stack.images[service] = images.Image(running.attrs["Config"]["Image"], running.labels[FLAVOUR_LABEL])
-            stack.containers[service] = SERVICES[service].container(stack)  # its readiness, for a restart
-            stack.running[service] = running
+            stack.containers[instance] = SERVICES[service].run(stack, instance)  # its readiness, for a restart
+            stack.running[instance] = running
         return stack
 
     # Addresses -----------------------------------------------------------------------
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
+
+    def instances_of(self, service: str) -> list[str]:
+        """The running copies of a service: itself, or in the HA profile each of its replicas."""
+        return [instance for instance, name in self.instances.items() if name == service]
 
     def url(self, service: str) -> str:
         return f"http://{self.address(service)}"
@@ -208,16 +236,17 @@ class Stack:
             return self
         began = time.monotonic()
         self.images = {name: images.ensure(SERVICES[name].image_name) for name in self.services}
-        for name in self.services:
-            container = SERVICES[name].container(self)
+        for name, service in self.instances.items():
+            container = SERVICES[service].run(self, name)
             self.containers[name] = container
             started = time.monotonic()
-            say(f"stack {self.name}: starting {name} ({self.images[name].ref})")
+            say(f"stack {self.name}: starting {name} ({self.images[service].ref})")
             container.start()
             self.running[name] = container.get_wrapped_container()
             say(f"stack {self.name}: {name} ready on {self.address(name)} in {time.monotonic() - started:.1f} s")
         self.ready_at = time.monotonic()
-        say(f"stack {self.name}: {len(self.services)} services ready in {self.ready_at - began:.1f} s")
+        say(f"stack {self.name}: {len(self.instances)} " + ("containers" if self.ha else "services")
+            + f" ready in {self.ready_at - began:.1f} s")
         return self
 
     def stop(self) -> None:
@@ -245,6 +274,16 @@ class Stack:
         """Start a stopped service again and wait until it is ready."""
         self.running[name].start()
         self.containers[name].readiness.wait_until_ready(self.containers[name])
+
+    def freeze_service(self, name: str) -> None:
+        """Pause one service's processes (`docker pause`): alive, but it answers no one and hears no one."""
+        self.running[name].pause()
+
+    def thaw_service(self, name: str) -> None:
+        """Let a frozen service run on from where it stood (a no-op when it is not frozen)."""
+        self.running[name].reload()
+        if self.running[name].status == "paused":
+            self.running[name].unpause()
 
     def save_logs(self, folder: Path) -> None:
         """Write every container's output to folder/<service>.log."""
@@ -293,10 +332,10 @@ class PostgresReady(WaitStrategy):
             time.sleep(self._poll_interval)
 
 
-def _container(stack: Stack, name: str, entrypoint: list[str] | None = None) -> HostContainer:
+def _container(stack: Stack, name: str, entrypoint: list[str] | None = None, instance: str | None = None) -> HostContainer:
     image = stack.images[name]
     labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour}
-    return HostContainer(image.ref, stack.name, name, labels, entrypoint)
+    return HostContainer(image.ref, stack.name, instance or name, labels, entrypoint)
 
 
 def _ready_http(port: int, path: str):
@@ -343,29 +382,37 @@ def app(stack: Stack) -> HostContainer:
     return container
 
 
-def prometheus(stack: Stack) -> HostContainer:
+def prometheus(stack: Stack, instance: str = "prometheus") -> HostContainer:
     rendered = config.render_prometheus(
         stack.workdir / "prometheus",
         targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
         alertmanager=stack.address("alertmanager"),
         links={f"http://127.0.0.1:{USUAL_PORTS[name]}": stack.link_base(name) for name in LINKED},
+        # The HA profile's replicas read a second file: every peer, and their own replica label.
+        peers=[stack.address(peer) for peer in stack.instances_of("alertmanager")] if stack.ha else None,
+        peer_timeout=PROMETHEUS_ALERTMANAGER_TIMEOUT,
     )
-    return (
-        _container(stack, "prometheus")
+    container = (
+        _container(stack, "prometheus", instance=instance)
         .with_volume_mapping(str(rendered), "/etc/prometheus", "ro")
-        .with_command(prometheus_command(stack))
+        .with_command(prometheus_command(stack, instance))
         # Ready means it has found its Alertmanager: alerts it fires before that are dropped.
-        .ready_when(_ready_http(stack.ports["prometheus"], "/api/v1/alertmanagers")
+        .ready_when(_ready_http(stack.ports[instance], "/api/v1/alertmanagers")
                     .for_response_predicate(_alertmanager_discovered))
     )
+    if stack.ha:  # the value of its `replica` external label (expanded by Prometheus from the environment)
+        container.with_env(config.REPLICA_VARIABLE, instance)
+    return container
 
 
-def prometheus_command(stack: Stack) -> list[str]:
+def prometheus_command(stack: Stack, instance: str = "prometheus") -> list[str]:
     """Prometheus's flags: where it reads and keeps its data, where it listens, when it re-sends alerts."""
+    ha = ["--enable-feature=expand-external-labels"] if stack.ha else []
     return [
-        "--config.file=/etc/prometheus/prometheus.yml",
+        f"--config.file=/etc/prometheus/{config.HA_PROMETHEUS if stack.ha else 'prometheus.yml'}",
+        *ha,
         "--storage.tsdb.path=/tmp/prometheus",
-        f"--web.listen-address={stack.address('prometheus')}",
+        f"--web.listen-address={stack.address(instance)}",
         f"--rules.alert.resend-delay={PROMETHEUS_RESEND_DELAY}",
     ]
 
@@ -378,23 +425,44 @@ def _alertmanager_discovered(body: str) -> bool:
         return False
 
 
-def alertmanager(stack: Stack) -> HostContainer:
+def alertmanager(stack: Stack, instance: str = "alertmanager") -> HostContainer:
     rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("smtp"),
                                           environ=stack.environ)
     return (
-        _container(stack, "alertmanager")
+        _container(stack, "alertmanager", instance=instance)
         .with_volume_mapping(str(rendered), "/etc/alertmanager", "ro")
         .with_command(
             [
                 "--config.file=/etc/alertmanager/alertmanager.yml",
                 "--storage.path=/tmp/alertmanager",
-                f"--web.listen-address={stack.address('alertmanager')}",
-                # Clustering would listen on 0.0.0.0:9094 of the host: a single instance needs none.
-                "--cluster.listen-address=",
+                f"--web.listen-address={stack.address(instance)}",
+                *cluster_flags(stack, instance),
             ]
         )
-        .ready_when(_ready_http(stack.ports["alertmanager"], "/-/ready"))
+        .ready_when(_ready_http(stack.ports[instance], "/-/ready"))
     )
+
+
+def cluster_flags(stack: Stack, instance: str) -> list[str]:
+    """Alertmanager's --cluster.* flags: none for a single instance, a gossip cluster of every peer in the HA profile."""
+    if not stack.ha:
+        # Clustering would listen on 0.0.0.0:9094 of the host: a single instance needs none.
+        return ["--cluster.listen-address="]
+    gossip = {peer: stack.address(gossip_listener(peer)) for peer in stack.instances_of("alertmanager")}
+    return [
+        f"--cluster.listen-address={gossip[instance]}",
+        # Host networking: the address to tell the others is this loopback port, not a guess from the interfaces.
+        f"--cluster.advertise-address={gossip[instance]}",
+        *(f"--cluster.peer={address}" for peer, address in gossip.items() if peer != instance),
+        f"--cluster.peer-timeout={ALERTMANAGER_PEER_TIMEOUT}",
+        f"--cluster.settle-timeout={ALERTMANAGER_SETTLE_TIMEOUT}",
+    ]
+
+
+def gossip_listener(peer: str) -> str:
+    """The port key of an Alertmanager peer's gossip listener ("alertmanager-cluster", "alertmanager-cluster-2")."""
+    number = peer.removeprefix("alertmanager").lstrip("-")
+    return "alertmanager-cluster" + (f"-{number}" if number else "")
 
 
 def runbooks(stack: Stack) -> HostContainer:
@@ -497,6 +565,14 @@ def grafana(stack: Stack) -> HostContainer:
 
 
 @dataclass(frozen=True)
+class Replicas:
+    """How the HA profile runs a service: this many instances, and the listeners only a cluster needs."""
+
+    count: int
+    ports: dict[str, int] = field(default_factory=dict)  # e.g. Alertmanager's gossip port, per instance
+
+
+@dataclass(frozen=True)
 class Service:
     """One service of the stack, declared once: start order, images, ports, targets and `make up`'s summary come from here."""
 
@@ -507,10 +583,26 @@ class Service:
     scrape_job: str | None = None  # the job of prometheus.yml that scrapes it
     demo: bool = False  # for people to look at (upstream images only); never part of a test stack
     image: str = ""  # the image (harness/stack/images.py) it runs, when not its own
+    replicas: Replicas | None = None  # how the HA profile runs it (else one instance, as in the single profile)
 
     @property
     def image_name(self) -> str:
         return self.image or self.name
+
+    @property
+    def instance_names(self) -> tuple[str, ...]:
+        """Its instances in the HA profile: itself first, then "<name>-2", "<name>-3"..."""
+        return (self.name, *(f"{self.name}-{n}" for n in range(2, (self.replicas.count if self.replicas else 1) + 1)))
+
+    def run(self, stack: Stack, instance: str) -> HostContainer:
+        """The container of one of its instances on a stack."""
+        return self.container(stack, instance) if self.replicas else self.container(stack)
+
+    def instance_ports(self) -> dict[str, int]:
+        """The usual port of every listener of every instance in the HA profile: the first's + PORT_STEP for each next."""
+        listeners = {**self.ports, **(self.replicas.ports if self.replicas else {})}
+        return {(key if n == 1 else f"{key}-{n}"): port + PORT_STEP * (n - 1)
+                for n in range(1, len(self.instance_names) + 1) for key, port in listeners.items()}
 
 
 # Start order: each service's dependencies come before it (Jaeger before the app that sends it spans).
@@ -525,9 +617,12 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     Service("postgres-exporter", postgres_exporter, {"postgres-exporter": 9187}, scrape_job="postgres"),
     Service("mailsink", mailsink, {"mailsink": 8025, "smtp": 1025}, links=(("mail UI", ""),)),
     Service("runbooks", runbooks, {"runbooks": 8088}, links=(("runbooks", f"/{RUNBOOK}"),), image="app"),
-    Service("alertmanager", alertmanager, {"alertmanager": 9093}, links=(("Alertmanager", ""),)),
+    # The HA profile: a 3-peer gossip cluster (web 9093, 9193, 9293; gossip 9094, 9194, 9294).
+    Service("alertmanager", alertmanager, {"alertmanager": 9093}, links=(("Alertmanager", ""),),
+            replicas=Replicas(3, {"alertmanager-cluster": 9094})),
+    # The HA profile: two identical replicas (9090, 9190), each sending to every Alertmanager peer.
     Service("prometheus", prometheus, {"prometheus": 9090}, scrape_job="prometheus",
-            links=(("Prometheus", ""), ("Prometheus alerts", "/alerts"))),
+            links=(("Prometheus", ""), ("Prometheus alerts", "/alerts")), replicas=Replicas(2)),
     Service("loki", loki, {"loki": 3100}, links=(("Loki", "/ready"),), demo=True),
     Service("promtail", promtail, {"promtail": 9080}, links=(("Promtail", "/targets"),), demo=True),
     Service("grafana", grafana, {"grafana": 3000}, links=(("Grafana", ""),), demo=True),
@@ -536,5 +631,13 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
 # variable that points them elsewhere (a runbooks site, a shared Grafana).
 LINKED = {"runbooks": "SHORTENER_RUNBOOKS_URL", "grafana": "SHORTENER_GRAFANA_URL"}
 USUAL_PORTS = {listener: port for service in SERVICES.values() for listener, port in service.ports.items()}
+
+
+def usual_ports_of(ha: bool) -> dict[str, int]:
+    """The usual port of every listener of a stack: the single profile's, or every instance's in the HA profile."""
+    if not ha:
+        return USUAL_PORTS
+    return {**USUAL_PORTS, **{key: port for service in SERVICES.values() for key, port in service.instance_ports().items()}}
+
 DEMO = tuple(name for name, service in SERVICES.items() if service.demo)
 CORE = tuple(name for name, service in SERVICES.items() if not service.demo)

@@ -6,16 +6,33 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 
-class Prometheus:
-    """Prometheus's query and alerts API."""
+def _get(urls: list[str], path: str, params: dict | None = None):
+    """The JSON answer of the first of these copies of a service that answers (the HA profile's replicas or peers).
 
-    def __init__(self, url: str):
+    One that does not answer goes to the back of the list: a stopped or paused copy costs one
+    timeout, not one per question.
+    """
+    for _ in range(len(urls)):
+        try:
+            response = requests.get(urls[0] + path, params=params, timeout=5)
+            response.raise_for_status()
+            return response.json()
+        except (requests.ConnectionError, requests.Timeout):
+            if len(urls) == 1:
+                raise
+            urls.append(urls.pop(0))
+    raise requests.ConnectionError(f"none of {', '.join(urls)} answers {path}")
+
+
+class Prometheus:
+    """Prometheus's query and alerts API (of the first replica that answers, when there are several)."""
+
+    def __init__(self, url: str, *replicas: str):
         self.url = url
+        self.urls = [url, *replicas]
 
     def _get(self, path: str, **params) -> dict:
-        response = requests.get(self.url + path, params=params, timeout=5)
-        response.raise_for_status()
-        return response.json()["data"]
+        return _get(self.urls, path, params)["data"]
 
     def query(self, expr: str) -> list[dict]:
         """The instant vector of a PromQL expression."""
@@ -36,28 +53,37 @@ class Prometheus:
 
 
 class Alertmanager:
-    """Alertmanager's v2 API."""
+    """Alertmanager's v2 API (of the first peer that answers, when there are several)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *peers: str):
         self.url = url
+        self.urls = [url, *peers]
 
     def active_alerts(self, receiver: str | None = None) -> set[str]:
         """Names of the alerts Alertmanager holds as active (not silenced, not inhibited), for one receiver or all."""
         params = {"active": "true", "silenced": "false", "inhibited": "false"} | ({"receiver": receiver} if receiver else {})
-        response = requests.get(self.url + "/api/v2/alerts", params=params, timeout=5)
-        response.raise_for_status()
-        return {alert["labels"]["alertname"] for alert in response.json() if alert["status"]["state"] == "active"}
+        return {alert["labels"]["alertname"] for alert in _get(self.urls, "/api/v2/alerts", params)
+                if alert["status"]["state"] == "active"}
 
     def inhibited_alerts(self) -> dict[str, set[str]]:
         """Each alert Alertmanager holds but suppresses through an inhibition rule, with the alerts inhibiting it."""
-        response = requests.get(self.url + "/api/v2/alerts", timeout=5)
-        response.raise_for_status()
-        alerts = response.json()
+        alerts = _get(self.urls, "/api/v2/alerts")
         names = {alert["fingerprint"]: alert["labels"]["alertname"] for alert in alerts}
         return {
             alert["labels"]["alertname"]: {names.get(source, source) for source in alert["status"]["inhibitedBy"]}
             for alert in alerts if alert["status"]["inhibitedBy"]
         }
+
+
+def cluster_position(url: str) -> tuple[int, int]:
+    """An Alertmanager peer's position in its cluster, as it sees it, and how many peers it sees.
+
+    Peers are ordered by name (a ULID taken at start: the earlier a peer started, the lower
+    its position); before notifying, a peer waits its position times --cluster.peer-timeout.
+    """
+    cluster = _get([url], "/api/v2/status")["cluster"]
+    names = sorted(peer["name"] for peer in cluster.get("peers") or [])
+    return names.index(cluster["name"]), len(names)
 
 
 def counter(url: str, metric: str, labels: dict[str, str]) -> float:

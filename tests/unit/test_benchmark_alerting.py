@@ -23,3 +23,16 @@ def test_each_scenario_gets_its_spread_and_the_set_its_ratios_to_the_floors():
     assert summary["set"]["speed_up"] == 2.0
     page = alerting.markdown(summary)
     assert "| service_down | ServiceDown | 3 (3) | 60 | 80.0 | 15.0 | 0.90 | 100 |" in page
+
+
+def test_a_scenario_on_both_profiles_gets_its_ha_figures_beside_the_single_ones():
+    drills = [_drill("service_down", 75.0, 150), _drill("service_down", 79.0, 150),
+              _drill("service_down_ha", 78.0, 170, bound_s=100) | {"profile": "ha", "delivered": "exactly-once held"},
+              _drill("ha_partition", 85.0, 200, bound_s=125) | {"profile": "ha", "delivered": "exactly-once held"}]
+    summary = alerting.summarise(drills, wall_s=400, repeat=1, parallel=2, profile="both")
+    assert summary["ha_vs_single"] == [{"scenario": "service_down", "single_s": 77.0, "ha_s": 78.0, "ha_added_s": 1.0,
+                                        "single_bound_s": 100, "ha_bound_s": 100}]
+    page = alerting.markdown(summary)
+    assert "| service_down | 77.0 | 78.0 | +1.0 | 100 / 100 |" in page
+    assert "ha_partition: exactly-once held" in page
+    assert summary["command"].endswith("--profile both")

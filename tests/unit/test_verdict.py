@@ -229,3 +229,19 @@ def test_a_quiet_drill_passes_when_its_fault_was_seen_and_nothing_fired_or_maile
 )
 def test_a_quiet_drill_fails_on_anything_firing_any_email_or_an_unseen_fault(measured, broken):
     assert any(v.startswith(broken) for v in _quiet(**measured).violations()), _quiet(**measured).violations()
+
+
+def test_an_alert_fired_alongside_may_email_while_the_fault_lasts_once():
+    alongside = [_email("WARNING: HighErrorRate firing (1)", 40.0, to="team@x.example")]
+    record = _record(alongside=["HighErrorRate"])
+    record.emails = record.emails + alongside
+    assert record.violations() == []
+    record.emails = record.emails + alongside
+    assert record.violations() == ["2 HighErrorRate firing emails: duplicates"]
+
+
+def test_a_promise_without_a_resolved_time_awaits_no_resolved_email():
+    record = _record(resolved_promise_s=None, resolved_email_s=None)
+    record.emails = record.emails[:1]
+    assert record.violations() == []
+    assert "no resolved email arrived" in _record(resolved_email_s=None).violations()
