@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICE ?= app
 
-.PHONY: up down logs test unit chaos images engine chromium screenshots compose wheels bench bench-shortener bench-alerting profile wrk clean
+.PHONY: up down logs test unit chaos images engine chromium screenshots compose wheels mutate bench bench-shortener bench-alerting profile wrk clean
 
 $(VENV)/.installed: requirements-test.txt service/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ chromium:  ## Debian's chromium, the headless browser of the drills' screenshots
 
 screenshots: images chromium  ## one drill on the `make up` stack (or a fresh one), shot into docs/incident-response/screenshots/
 	$(PY) -m harness screenshots
+
+mutate: images  ## the mutation score: plausible mistakes in the alerting configuration, each must fail a check (LIVE=1 drills survivors)
+	$(PY) -m harness mutate $(if $(filter 1,$(LIVE)),--live)
 
 compose: $(VENV)/.installed  ## regenerate docker-compose.yml from the stack definition
 	$(PY) -m harness compose

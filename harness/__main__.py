@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill|report|screenshots|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|report|screenshots|coverage|mutate|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import report, screenshots, waiting  # noqa: E402
+from harness import coverage, mutate, report, screenshots, waiting  # noqa: E402
 from harness.chaos.drill import Scenario, expectation, side_by_side  # noqa: E402
 from harness.chaos.scenarios import SCENARIOS, on_ha  # noqa: E402
 from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
@@ -262,6 +262,18 @@ def shoot(_args) -> int:
         return screenshots.take(stack, unavailable)
 
 
+def show_coverage(args) -> int:
+    """Print what exercises each alert rule, route, inhibition, receiver and template: a drill, only promtool/amtool, or nothing."""
+    run = json.loads(args.report.read_text()) if args.report.is_file() else None
+    parts = coverage.matrix(report=run)
+    print("\n".join(coverage.table(parts)))
+    print(f"last run: {args.report}" if run else f"no chaos run report at {args.report}: the drills' design only")
+    missing = coverage.unexercised(parts)
+    for part in missing:
+        print(f"NOT EXERCISED: {part.kind} {part.name} ({part.where})", file=sys.stderr)
+    return 1 if missing else 0
+
+
 def write_compose(_args) -> int:
     """Write docker-compose.yml and docker-compose.ha.yml from the stack definition (commit them: a unit test checks they are current)."""
     print("wrote " + ", ".join(str(path) for path in compose.write()))
@@ -305,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     redraws = commands.add_parser("report", help=redraw.__doc__)
     redraws.add_argument("path", type=Path, nargs="?", default=report.LATEST / "report.json")
     redraws.set_defaults(run=redraw)
+    covers = commands.add_parser("coverage", help=show_coverage.__doc__, description=show_coverage.__doc__)
+    covers.add_argument("--report", type=Path, default=report.LATEST / "report.json",
+                        help="a chaos run's report.json, for what its drills saw (default: %(default)s)")
+    covers.set_defaults(run=show_coverage)
+    mutate.add_command(commands)
     commands.choices["logs"].add_argument("service")
     commands.choices["logs"].add_argument("--tail", type=int, default=100)
     args = parser.parse_args(argv)

@@ -17,6 +17,10 @@ PROMETHEUS_DIR = ROOT / "observability" / "prometheus"
 ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
 GRAFANA_DIR = ROOT / "observability" / "grafana"
 LOKI_DIR = ROOT / "observability" / "loki"
+# The rules' promtool tests (simulated time) beside them.
+RULE_TESTS_GLOB = "*_test.yml"
+# The routes and inhibitions as tested (amtool and a live Alertmanager), beside the configuration.
+ALERTMANAGER_TESTS = ALERTMANAGER_DIR / "alertmanager_test.yml"
 
 # Time an email may take after Alertmanager decides to send it: SMTP to the sink, the
 # harness's 1 s polling of the inbox, and the start of a restored container.
@@ -164,15 +168,14 @@ def alert_labels(name: str) -> dict[str, str]:
 def inhibition_targets(labels: dict[str, str]) -> list[str]:
     """The alerts that an alert with these labels inhibits while it fires, by the committed inhibit_rules."""
     inhibit_rules = load(ALERTMANAGER_DIR / "alertmanager.yml").get("inhibit_rules", [])
-    targets = []
-    for name in alert_names():
-        target = alert_labels(name)
-        if any(all(_matches(m, labels) for m in rule.get("source_matchers", []))
-               and all(_matches(m, target) for m in rule.get("target_matchers", []))
-               and all(labels.get(label) == target.get(label) for label in rule.get("equal", []))
-               for rule in inhibit_rules):
-            targets.append(name)
-    return targets
+    return [name for name in alert_names() if any(inhibits(rule, labels, alert_labels(name)) for rule in inhibit_rules)]
+
+
+def inhibits(rule: dict, source: dict[str, str], target: dict[str, str]) -> bool:
+    """Whether an inhibit rule lets a firing alert with the source labels silence one with the target labels."""
+    return (all(_matches(m, source) for m in rule.get("source_matchers", []))
+            and all(_matches(m, target) for m in rule.get("target_matchers", []))
+            and all(source.get(label) == target.get(label) for label in rule.get("equal", [])))
 
 
 def runbook_anchor(alert: str) -> str:
@@ -200,6 +203,11 @@ def rule_groups() -> list[dict]:
     prometheus = load(PROMETHEUS_DIR / "prometheus.yml")
     return [group for rule_file in prometheus.get("rule_files", []) for path in sorted(PROMETHEUS_DIR.glob(rule_file))
             for group in load(path)["groups"]]
+
+
+def rule_tests() -> list[Path]:
+    """The promtool rule test files beside the rules."""
+    return sorted(PROMETHEUS_DIR.glob(RULE_TESTS_GLOB))
 
 
 def alert_names() -> list[str]:
@@ -233,16 +241,20 @@ def _matches(matcher: str, labels: dict) -> bool:
     return (actual == value) if op == "=" else (actual != value)
 
 
+def route_path(config: dict, labels: dict) -> list[dict]:
+    """The routes an alert with these labels goes down, from the root to the one that notifies (first match)."""
+    path = [config["route"]]
+    while child := next((r for r in path[-1].get("routes", [])
+                         if all(_matches(m, labels) for m in r.get("matchers", []))), None):
+        path.append(child)
+    return path
+
+
 def _route_for(config: dict, labels: dict) -> dict:
     """The settings of the route an alert with these labels takes (first match, inherited)."""
-    settings = dict(config["route"])
-    node = config["route"]
-    while True:
-        child = next((r for r in node.get("routes", []) if all(_matches(m, labels) for m in r.get("matchers", []))), None)
-        if child is None:
-            break
-        settings.update({k: v for k, v in child.items() if k != "routes"})
-        node = child
+    settings = {}
+    for node in route_path(config, labels):
+        settings.update({k: v for k, v in node.items() if k != "routes"})
     receiver = next(r for r in config["receivers"] if r["name"] == settings["receiver"])
     mail = receiver.get("email_configs", [{}])[0]
     settings["to"] = mail.get("to")

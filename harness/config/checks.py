@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,35 +50,50 @@ def amtool(*args: str) -> ToolRun:
     return _run("alertmanager", "amtool", list(args))
 
 
-EMAIL_PARTS = (("subject", "text"), ("text", "text"), ("html", "html"))  # template, and how Alertmanager renders it
+# Each part of an email: where a receiver's email_config writes it, and how Alertmanager renders it.
+EMAIL_PARTS = {"subject": (("headers", "Subject"), "text"), "text": (("text",), "text"), "html": (("html",), "html")}
 _PART_END = "--8<-- end of part --8<--"
 
 
+def email_templates(receiver: str) -> dict[str, str]:
+    """What a receiver of the committed alertmanager.yml writes each part of its emails with (subject, text, html)."""
+    settings = config.load(config.ALERTMANAGER_DIR / "alertmanager.yml")
+    mail = next(r for r in settings["receivers"] if r["name"] == receiver)["email_configs"][0]
+    found = {}
+    for part, (keys, _) in EMAIL_PARTS.items():
+        value = mail
+        for key in keys:
+            value = value.get(key, {}) if isinstance(value, dict) else {}
+        found[part] = value or ""
+    return found
+
+
 def render_emails(notifications: dict[str, dict]) -> dict[str, dict[str, str]]:
-    """Each notification's subject, text and HTML as Alertmanager's committed templates make them (amtool, one run).
+    """Each notification's subject, text and HTML as its receiver's email_config writes them (amtool, one run).
 
     notifications maps a name to the data Alertmanager hands its email templates (receiver,
-    status, alerts with labels and annotations, groupLabels, ...).
+    status, alerts with labels and annotations, groupLabels, ...); each part is rendered from
+    what the notification's receiver in the committed alertmanager.yml says, with the
+    committed templates.
     """
     with tempfile.TemporaryDirectory() as folder:
         Path(folder).chmod(0o755)  # amtool runs as another user in the container
-        for name, data in notifications.items():
-            (Path(folder) / f"{name}.json").write_text(json.dumps(data))
-            (Path(folder) / f"{name}.json").chmod(0o644)
-        renders = " ".join(
-            f"amtool template render --template.glob='/etc/alertmanager/templates/*.tmpl' "
-            f"--template.text='{{{{ template \"shortener.{part}\" . }}}}' --template.type={kind} "
-            f"--template.data=\"$f\"; echo; echo '{_PART_END}';"
-            for part, kind in EMAIL_PARTS)
-        script = f"set -e; for f in /notifications/*.json; do {renders} done"
+        renders = []
+        for number, (name, data) in enumerate(notifications.items()):
+            path = Path(folder) / f"{number}.json"
+            path.write_text(json.dumps(data))
+            path.chmod(0o644)
+            for part, template in email_templates(data["receiver"]).items():
+                renders.append(
+                    f"amtool template render --template.glob='/etc/alertmanager/templates/*.tmpl' "
+                    f"--template.text={shlex.quote(template)} --template.type={EMAIL_PARTS[part][1]} "
+                    f"--template.data=/notifications/{number}.json; echo; echo '{_PART_END}';")
         volumes = MOUNTS | {folder: {"bind": "/notifications", "mode": "ro"}}
-        run = _run("alertmanager", "sh", ["-c", script], volumes)
+        run = _run("alertmanager", "sh", ["-c", "set -e; " + " ".join(renders)], volumes)
         if run.exit_code != 0:
             raise RuntimeError(f"amtool template render failed:\n{run.output}")
-    parts = run.output.split(f"\n{_PART_END}\n")
-    names = sorted(notifications)  # the shell's glob order
-    return {name: {part: parts[index * 3 + number].rstrip("\n") for number, (part, _) in enumerate(EMAIL_PARTS)}
-            for index, name in enumerate(names)}
+    parts = iter(run.output.split(f"\n{_PART_END}\n"))
+    return {name: {part: next(parts).rstrip("\n") for part in EMAIL_PARTS} for name in notifications}
 
 
 def promtool_parse(expressions: dict[str, str]) -> ToolRun:

@@ -16,9 +16,9 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from harness import config
+from harness import config, coverage
 from harness.chaos.verdict import Record
-from harness.report import history, stages, timeline
+from harness.report import stages
 
 REPORT_DIR = config.ROOT / "reports" / "chaos"
 LATEST = REPORT_DIR / "latest"  # the newest run's folder
@@ -46,6 +46,7 @@ table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: .
 th:first-child, td:first-child, td:nth-child(2) { text-align: left; }
 .pass { color: #2a7a2a; font-weight: bold; } .fail { color: #b00; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #ddd; } code { background: #f4f4f4; }
+table.parts td { text-align: left; font-size: .9em; } .nothing { color: #b00; font-weight: bold; }
 </style></head><body>
 <h1>Chaos drill report</h1>
 <p>Generated {{ generated_at }}. {{ note }}.</p>
@@ -85,6 +86,23 @@ resolved email {{ drill.resolved_email_s }} s after the restore.
 <p>Emails: {% for message in drill.emails %}<code>{{ message.subject }}</code> to {{ message.recipients|join(", ") }}
 at {{ message.arrived_s }} s{{ "; " if not loop.last }}{% else %}none{% endfor %}.</p>
 {% endfor %}
+<h2 id="coverage">What exercises each part of the alerting</h2>
+{% if coverage_problem %}<p class="fail">{{ coverage_problem }}</p>{% else %}
+<p>Every alert rule, route, inhibition rule, receiver and email template of the committed configuration: what the
+scenarios' drills exercise by design, what this run's drills saw, and the promtool/amtool tests
+(<code>python -m harness coverage</code> prints the same).</p>
+<table class="parts">
+<tr>{% for title in coverage_titles %}<th>{{ title }}</th>{% endfor %}</tr>
+{% for row in coverage %}<tr>{% for cell in row %}<td{% if cell == "nothing" %} class="nothing"{% endif %}>
+{%- for line in cell.split("; ") %}{{ line }}{% if not loop.last %}<br>{% endif %}{% endfor %}</td>
+{%- endfor %}</tr>
+{% endfor %}</table>{% endif %}
+{% if mutation %}<h2 id="mutation">Mutation score</h2>
+<p>{{ mutation.killed }} of {{ mutation.mutants }} plausible mistakes in the configuration killed
+({{ mutation.score }}), by {{ mutation.checks }}, {{ mutation.generated_at }}
+(<code>python -m harness mutate</code>; <a href="{{ mutation.page }}">every mutant</a>).</p>
+{% if mutation.survivors %}<ul>{% for mutant in mutation.survivors %}<li class="fail">{{ mutant.where }}: {{ mutant.mistake }}</li>
+{% endfor %}</ul>{% else %}<p class="pass">No survivor.</p>{% endif %}{% endif %}
 </body></html>
 """)
 
@@ -123,6 +141,8 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
         drill["screenshots"] = _keep_screenshots(drill["screenshots"], folder)
     path.write_text(json.dumps(document, indent=2) + "\n")
     if run:
+        from harness.report import history  # with matplotlib: see render
+
         history.append(HISTORY, document, folder.name)
     render(path)
     return path
@@ -130,6 +150,8 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
 
 def render(path: Path) -> Path:
     """Turn a report.json into index.html and its timelines beside it, readable offline; return the page."""
+    from harness.report import history, timeline  # matplotlib takes seconds to import: only drawing needs it
+
     document = json.loads(path.read_text())
     for drill in document["scenarios"]:
         timeline.draw(drill, path.parent / f"{drill['name']}.png")
@@ -137,9 +159,27 @@ def render(path: Path) -> Path:
     breakdowns = {drill["name"]: stages.breakdown(drill) for drill in document["scenarios"]}
     slack = history.plot(history.read(HISTORY), path.parent / history.PLOT_NAME) if path.parent.parent == REPORT_DIR else None
     page = path.parent / "index.html"
+    try:
+        matrix, problem = coverage.rows(coverage.matrix(report=document)), ""
+    except config.ConfigMismatch as mismatch:
+        matrix, problem = [], f"the configuration does not fit the scenarios: {mismatch}"
     page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows, breakdowns=breakdowns,
-                                slack=slack.name if slack else None, screenshots=_screenshots))
+                                slack=slack.name if slack else None, coverage=matrix,
+                                coverage_titles=coverage.TITLES, coverage_problem=problem,
+                                mutation=mutation_summary(page), screenshots=_screenshots))
     return page
+
+
+def mutation_summary(page: Path) -> dict | None:
+    """The latest mutation run's score and survivors, for the report's section, if there was one."""
+    from harness import mutate  # it runs the unit tests: only its results are read here
+
+    latest = mutate.LATEST / "mutation.json"
+    if not latest.is_file():
+        return None
+    result = json.loads(latest.read_text())
+    return result["summary"] | {"page": os.path.relpath(latest.parent / "index.html", page.parent),
+                                "survivors": [m for m in result["mutants"] if m["verdict"] == "survived"]}
 
 
 def table(records: list[Record]) -> list[str]:

@@ -15,8 +15,13 @@ def test_rules_and_config_pass_promtool():
     assert result.exit_code == 0, result.output
 
 
-def test_rule_unit_tests_pass_in_simulated_time():
-    result = checks.promtool("test", "rules", "/etc/prometheus/alerts_test.yml")
+def test_the_rules_have_promtool_tests():
+    assert config.rule_tests(), f"no promtool rule tests ({config.RULE_TESTS_GLOB}) in {config.PROMETHEUS_DIR}"
+
+
+@pytest.mark.parametrize("tests", [path.name for path in config.rule_tests()])
+def test_rule_unit_tests_pass_in_simulated_time(tests):
+    result = checks.promtool("test", "rules", f"/etc/prometheus/{tests}")
     assert result.exit_code == 0, result.output
 
 
@@ -91,11 +96,28 @@ def test_grouping_and_reminders_are_as_promised(alert):
         assert spec.repeat_interval == config.seconds(stated["repeat"]), f"{alert}: reminded every {spec.repeat_interval} s"
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
+ALERTING = {name: scenario for name, scenario in SCENARIOS.items() if not scenario.quiet}
+QUIET = {name: scenario for name, scenario in SCENARIOS.items() if scenario.quiet}
+
+
+@pytest.mark.parametrize("scenario", ALERTING.values(), ids=ALERTING.keys())
 def test_what_a_scenario_adds_by_design_still_keeps_the_projects_promise(scenario):
     record = expectation(scenario)
     assert not record.mismatch, record.mismatch
     assert record.bound_s <= record.promise_s <= promises.most()
+
+
+@pytest.mark.parametrize("scenario", QUIET.values(), ids=QUIET.keys())
+def test_a_quiet_scenario_outwaits_every_alert_and_keeps_its_fault_short_of_for(scenario):
+    record = expectation(scenario)
+    assert not record.mismatch, record.mismatch
+    assert all(record.quiet_s >= config.alert(name).bound for name in config.alert_names() if name != "Watchdog")
+    for name in scenario.pending:
+        spec = config.alert(name)
+        # Long enough for a scrape and then an evaluation to see it; short of for: even when the
+        # fault began to bite a scrape before it was in place.
+        assert spec.scrape_interval + spec.evaluation_interval <= scenario.hold
+        assert scenario.hold + spec.scrape_interval < spec.for_s
 
 
 def test_the_resend_delay_in_the_bounds_is_the_one_prometheus_runs_with():
@@ -130,8 +152,9 @@ def test_a_renamed_scrape_job_is_named_not_a_key_error(tmp_path, monkeypatch):
                                    " reads job 'app', but prometheus.yml has no scrape job of that name"]
 
 
-def test_an_unlabelled_warning_takes_the_default_route():
-    route = config._route_for(config.load(config.ALERTMANAGER_DIR / "alertmanager.yml"), {"severity": "warning"})
+@pytest.mark.parametrize("labels", [{"severity": "warning"}, {"alertname": "Unlabelled"}], ids=["warning", "no severity"])
+def test_a_warning_or_an_alert_without_severity_reaches_the_team_grouped_10s(labels):
+    route = config._route_for(config.load(config.ALERTMANAGER_DIR / "alertmanager.yml"), labels)
     assert route["receiver"] == "team-email"
     assert config.seconds(route["group_wait"]) == 10
 
