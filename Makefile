@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SERVICE ?= app
 
-.PHONY: up down logs test unit chaos images engine compose wheels mutate bench bench-shortener bench-alerting profile wrk clean
+.PHONY: up down logs test unit chaos images engine chromium screenshots compose wheels mutate bench bench-shortener bench-alerting profile wrk clean
 
 $(VENV)/.installed: requirements-test.txt service/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,14 +30,23 @@ down:  ## stop the stack that `make up` started
 logs:  ## recent logs of one service of the `make up` stack: make logs SERVICE=app
 	$(PY) -m harness logs $(SERVICE)
 
-test: images  ## unit tests, chaos suite and coverage report, as CI runs them
+test: images chromium  ## unit tests, chaos suite and coverage report, as CI runs them
 	$(VENV)/bin/tox
 
-unit: images
+unit: images chromium
 	$(VENV)/bin/tox -e unit
 
-chaos: images
+chaos: images chromium
 	$(VENV)/bin/tox -e chaos
+
+chromium:  ## Debian's chromium, the headless browser of the drills' screenshots and the report's test (installed as root if missing)
+	@command -v chromium >/dev/null || { \
+		[ "$$(id -u)" -eq 0 ] || { echo "chromium is missing: apt-get install chromium, as root" >&2; exit 1; }; \
+		echo "chromium: installing Debian's chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+screenshots: images chromium  ## one drill on the `make up` stack (or a fresh one), shot into docs/incident-response/screenshots/
+	$(PY) -m harness screenshots
 
 mutate: images  ## the mutation score: plausible mistakes in the alerting configuration, each must fail a check (LIVE=1 drills survivors)
 	$(PY) -m harness mutate $(if $(filter 1,$(LIVE)),--live)

@@ -1,4 +1,4 @@
-"""`python -m harness up|down|logs|drill|report|coverage|mutate|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
+"""`python -m harness up|down|logs|drill|report|screenshots|coverage|mutate|compose|images`: the stack and the drills for people, from the same definitions as the tests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 import docker  # noqa: E402
 
-from harness import coverage, mutate, report, waiting  # noqa: E402
+from harness import coverage, mutate, report, screenshots, waiting  # noqa: E402
 from harness.chaos.drill import Scenario, expectation, side_by_side  # noqa: E402
 from harness.chaos.scenarios import SCENARIOS, on_ha  # noqa: E402
 from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
@@ -253,6 +253,19 @@ def redraw(args) -> int:
     return 0
 
 
+def shoot(_args) -> int:
+    """Drill service_down with the camera on, on the `make up` stack if it runs (else a fresh one); write docs/incident-response/screenshots/."""
+    stack = _running_up_stack()
+    if stack:
+        _, unavailable = plan()
+        print(f"on the running `make up` stack ({stack.url('app')})", flush=True)
+    else:
+        services, unavailable = plan()
+        stack = Stack(services=services)
+    with stack:
+        return screenshots.take(stack, unavailable)
+
+
 def show_coverage(args) -> int:
     """Print what exercises each alert rule, route, inhibition, receiver and template: a drill, only promtool/amtool, or nothing."""
     run = json.loads(args.report.read_text()) if args.report.is_file() else None
@@ -281,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ups.add_argument("--ha", action="store_true",
                      help="the HA profile: two Prometheus replicas and a 3-peer Alertmanager cluster")
     commands.add_parser("compose", help=write_compose.__doc__).set_defaults(run=write_compose)
+    commands.add_parser("screenshots", help=shoot.__doc__, description=shoot.__doc__).set_defaults(run=shoot)
     ensure = commands.add_parser("images", help=images.report.__doc__, description=images.report.__doc__)
     ensure.add_argument("names", nargs="*", metavar="name", help=f"images to ensure (default: all of {', '.join(images.ALL)})")
     ensure.set_defaults(run=lambda args: images.report(args.names))

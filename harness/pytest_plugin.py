@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the fixtures clean up.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from harness import report, waiting  # noqa: E402
+from harness import browser, report, waiting  # noqa: E402
 from harness.chaos.drill import Scenario, side_by_side  # noqa: E402
 from harness.chaos.verdict import Record  # noqa: E402
 from harness.stack import LOG_DIR, Stack  # noqa: E402
@@ -21,6 +22,7 @@ from harness.stack import LOG_DIR, Stack  # noqa: E402
 AT_ONCE = 8
 
 DRILLS = pytest.StashKey[dict[str, Future]]()
+REPORT = pytest.StashKey[Path]()  # the run's report.json, once every drill has ended
 STACKS = pytest.StashKey[list[Stack]]()
 
 
@@ -75,6 +77,31 @@ def drilled(request: pytest.FixtureRequest):
         return request.config.stash[DRILLS][scenario.name].result()
 
     return record
+
+
+@pytest.fixture
+def chaos_report(request: pytest.FixtureRequest) -> Path:
+    """The run's report.json, written once every drill of the session has ended."""
+    config = request.config
+    if REPORT not in config.stash:
+        records = [future.result() for future in config.stash[DRILLS].values()]
+        if not records:
+            pytest.skip("no drill ran in this session: select one with -k, e.g. -k 'watchdog or report'")
+        config.stash[REPORT] = report.write(records)
+    return config.stash[REPORT]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium; when it is missing, the test skips outside CI and fails in CI (`make chromium`)."""
+    try:
+        browser.executable()
+    except browser.Unavailable as missing:
+        if os.environ.get("CI"):
+            pytest.fail(str(missing))
+        pytest.skip(str(missing))
+    with browser.Browser() as opened:
+        yield opened
 
 
 def _started(config: pytest.Config, stack: Stack):
@@ -139,7 +166,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     records = [future.result() for future in config.stash[DRILLS].values() if future.done() and not future.exception()]
     if not records:
         return
-    path = report.write(records)
+    path = config.stash.get(REPORT, None) or report.write(records)
     terminalreporter.section("chaos report")
     for line in report.table(records):
         terminalreporter.write_line(line)

@@ -13,6 +13,7 @@ from typing import Callable
 import requests
 
 from harness import config
+from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, Camera
 from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
@@ -126,6 +127,7 @@ class Drill:
             say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
                 f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
                 f"{record.bound_why}; promise {record.promise_s:.0f} s)")
+        self.camera = Camera(self.stack, record.name, QUIET if scenario.quiet else MAILED if record.mailed else HEARTBEAT)
         traffic = (Traffic(self.stack.url("app"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
                    if scenario.traffic else None)
         try:
@@ -144,6 +146,9 @@ class Drill:
             if traffic:
                 traffic.stop()
                 record.traffic_failures = list(traffic.failures)
+            closing = time.monotonic()
+            record.screenshots = self.camera.close()
+            record.screenshots_wait_s = round(time.monotonic() - closing, 1)
             record.duration_s = round(time.monotonic() - began, 1)
         record.verdict = "fail" if record.violations() else "pass"
         held = f" ({record.delivered})" if scenario.ha else ""
@@ -273,6 +278,7 @@ class Drill:
                 "the longest bound to pass with nothing firing and an empty inbox", observe,
                 done=lambda _: time.monotonic() >= quiet_until, timeout=deadline, interval=POLL),
                 deadline=quiet_until - time.monotonic() + POLL + 1)
+            self.camera.take("prometheus-alerts", round(time.monotonic() - fault_at, 1))  # what did not fire
             if traffic:  # the traffic after the restore must be served too
                 record.traffic_during_fault = {str(k): v for k, v in sorted(
                     traffic.statuses(fault_at, time.monotonic()).items())}
@@ -293,8 +299,10 @@ class Drill:
             elapsed = round(time.monotonic() - started, 1)
             if record.firing_s is None and self.prometheus.alert_states().get(record.alert) == "firing":
                 record.pending_s = record.firing_s = elapsed
+                self.camera.take("prometheus-alerts", elapsed, record.alert)
             if record.active_s is None and record.alert in self.alertmanager.active_alerts(receiver=spec.receiver):
                 record.active_s = elapsed
+                self.camera.take("alertmanager-alerts", elapsed, record.alert)
             return {"prometheus": "firing" if record.firing_s is not None else "not yet",
                     f"alertmanager ({spec.receiver})": "active" if record.active_s is not None else "not yet"}
 
@@ -353,9 +361,11 @@ class Drill:
                 record.pending_s = elapsed  # pending, or already firing when for: is 0
             if state == "firing" and record.firing_s is None:
                 record.firing_s = elapsed
+                self.camera.take("prometheus-alerts", elapsed, record.alert)
             if record.active_s is None and record.firing_s is not None:
                 if record.alert in _unless_down(self.alertmanager.active_alerts, set()):
                     record.active_s = elapsed
+                    self.camera.take("alertmanager-alerts", elapsed, record.alert)
                 else:
                     held = _unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
                     record.inhibited_by = sorted(held or record.inhibited_by)
@@ -367,6 +377,8 @@ class Drill:
                 step.action(self.stack)
             if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
                 record.email_s = round(time.monotonic() - fault_at, 1)  # a step may have taken time
+                for view in ("mail-message", "email-html"):
+                    self.camera.take(view, record.email_s, f"{record.alert} firing")
             return {"prometheus": state or "inactive", "alertmanager": "active" if record.active_s is not None else "not yet",
                     "email": "arrived" if record.email_s is not None else "not yet"}
 
@@ -639,7 +651,8 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         resolved_promise_s=None if promise.resolved_s is None else promise.resolved_s + scenario.resolved_extra_delay,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
         inhibited=list(scenario.inhibited), inhibition_targets=targets, silent=list(scenario.silent),
-        collateral=list(scenario.collateral), alongside=list(scenario.alongside), error_free=scenario.error_free, answered=list(scenario.answered),
+        collateral=list(scenario.collateral), alongside=list(scenario.alongside), traffic=bool(scenario.traffic),
+        error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
         meta=list(scenario.meta), may_notify=list(scenario.may_notify),
         **(dict(zip(("resent_bound_s", "held_s"), restart_timings(spec)))
@@ -663,7 +676,7 @@ def _quiet_expectation(scenario: Scenario, run: int) -> Record:
         promise_s=0, floor_s=0, bound_s=quiet, resolved_bound_s=0, most_s=promises.most(),
         bound_why=f"the slowest alert's bound, {slowest.name}'s {slowest.bound:.0f} s",
         quiet_s=quiet, pending=list(scenario.pending), hold_s=scenario.hold,
-        error_free=scenario.error_free, answered=list(scenario.answered),
+        traffic=bool(scenario.traffic), error_free=scenario.error_free, answered=list(scenario.answered),
     )
 
 

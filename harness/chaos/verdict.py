@@ -33,6 +33,7 @@ class Record:
     silent: list[str] = field(default_factory=list)
     collateral: list[str] = field(default_factory=list)
     alongside: list[str] = field(default_factory=list)  # may email while the fault lasts (once each)
+    traffic: bool = False  # the drill sends background traffic: only then do the golden signals say something
     error_free: bool = False
     answered: list[str] = field(default_factory=list)
     proof: str = ""  # the fault path's counter, in words
@@ -81,6 +82,9 @@ class Record:
     pending: list[str] = field(default_factory=list)  # must be seen pending (and never fire)
     pending_seen: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen
     fired: dict[str, float] = field(default_factory=dict)  # alert -> s after the fault it was first seen firing
+    # What on-call saw, shot in the camera's thread (harness/chaos/camera.py): each with its file or why there is none.
+    screenshots: list[dict] = field(default_factory=list)
+    screenshots_wait_s: float | None = None  # how long the drill's end waited for the camera
     verdict: str = "not run"
     profile: str = "single"  # the stack it ran on: "single", or "ha" (Prometheus replicas, an Alertmanager cluster)
     delivery: str = "exactly-once"  # the promise: "exactly-once", or "at-least-once" (duplicates counted, not failed)

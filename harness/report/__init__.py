@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from harness import config, coverage
 from harness.chaos.verdict import Record
@@ -80,6 +82,7 @@ resolved email {{ drill.resolved_email_s }} s after the restore.
 {% for step, seconds in breakdowns[drill.name] %}{{ step }} {{ seconds }} s{{ "; " if not loop.last }}{% endfor %}.</p>{% endif %}
 {% if drill.violations %}<ul>{% for violation in drill.violations %}<li class="fail">{{ violation }}</li>{% endfor %}</ul>{% endif %}
 <img src="{{ drill.name }}.png" alt="timeline of {{ drill.name }}">
+{{ screenshots(drill) }}
 <p>Emails: {% for message in drill.emails %}<code>{{ message.subject }}</code> to {{ message.recipients|join(", ") }}
 at {{ message.arrived_s }} s{{ "; " if not loop.last }}{% else %}none{% endfor %}.</p>
 {% endfor %}
@@ -104,6 +107,16 @@ scenarios' drills exercise by design, what this run's drills saw, and the promto
 """)
 
 
+# What on-call saw during a drill: thumbnails that open full size, or why a picture is missing.
+SCREENSHOTS = jinja2.Environment(autoescape=True).from_string("""
+{%- if drill.screenshots %}<div>{% for shot in drill.screenshots %}
+<figure style="display:inline-block; vertical-align:top; width:15em; margin:.4em .6em .4em 0; font-size:.85em">
+{%- if shot.file %}<a href="{{ shot.file }}"><img src="{{ shot.file }}" alt="{{ shot.caption }}" style="width:100%"></a>
+<figcaption>{{ shot.caption }}, {{ shot.asked_s }} s</figcaption>
+{%- else %}<div style="height:9.4em; border:1px dashed #b00; padding:.4em; color:#b00">{{ shot.problem }}</div>
+<figcaption>{{ shot.view }}</figcaption>{% endif %}</figure>{% endfor %}</div>{% endif %}""")
+
+
 def write(records: list[Record], folder: Path | None = None) -> Path:
     """Write the records as report.json, index.html and a timeline PNG per drill; return the JSON's path.
 
@@ -124,6 +137,8 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
         "note": "times in seconds: pending/firing/active/email after the fault; recovered/resolved_email after the restore",
         "scenarios": [_document(record) for record in records],
     }
+    for drill in document["scenarios"]:
+        drill["screenshots"] = _keep_screenshots(drill["screenshots"], folder)
     path.write_text(json.dumps(document, indent=2) + "\n")
     if run:
         from harness.report import history  # with matplotlib: see render
@@ -151,7 +166,7 @@ def render(path: Path) -> Path:
     page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows, breakdowns=breakdowns,
                                 slack=slack.name if slack else None, coverage=matrix,
                                 coverage_titles=coverage.TITLES, coverage_problem=problem,
-                                mutation=mutation_summary(page)))
+                                mutation=mutation_summary(page), screenshots=_screenshots))
     return page
 
 
@@ -181,3 +196,21 @@ def _document(record: Record) -> dict:
 
 def _cells(values: dict) -> list[str]:
     return ["-" if values[key] is None else fmt.format(values[key]) for key, _, fmt in COLUMNS]
+
+
+def _keep_screenshots(shots: list[dict], folder: Path) -> list[dict]:
+    """The drill's pictures moved into the report's folder (one folder per drill), each named relative to it."""
+    kept = []
+    for shot in shots:
+        if shot["file"] and Path(shot["file"]).is_absolute():
+            taken = Path(shot["file"])
+            target = folder / taken.parent.name / taken.name  # the camera names a drill's folder after the drill
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(taken, target)
+            shot = shot | {"file": str(target.relative_to(folder))}
+        kept.append(shot)
+    return kept
+
+
+def _screenshots(drill: dict) -> Markup:
+    return Markup(SCREENSHOTS.render(drill=drill))

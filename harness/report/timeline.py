@@ -17,8 +17,14 @@ COLOURS = {"fault": "#d62728", "pending": "#ffbf00", "firing": "#d62728", "email
 def draw(record: dict, path: Path) -> Path:
     """Draw one record of report.json (a drill) to a PNG file."""
     series = record["signals"]
-    figure, axes = plt.subplots(1 + len(signals.GOLDEN_SIGNALS), 1, sharex=True, figsize=(10, 7.5),
-                                gridspec_kw={"height_ratios": [1.3] + [1] * len(signals.GOLDEN_SIGNALS)})
+    # Without traffic the golden signals are empty (0/0 is no number) or the harness's own readiness checks:
+    # no axes then, only a note that says why (reports written before the record said so: drawn when not empty).
+    traffic = record.get("traffic", True)
+    shown = [name for name in signals.GOLDEN_SIGNALS if traffic and series.get(name)]
+    empty = [name for name in signals.GOLDEN_SIGNALS if name not in shown]
+    figure, axes = plt.subplots(1 + len(shown), 1, sharex=True, figsize=(10, 2.5 + 1.7 * len(shown)), squeeze=False,
+                                gridspec_kw={"height_ratios": [1.3] + [1] * len(shown)})
+    axes = axes[:, 0]
     lanes = axes[0]
     figure.suptitle(f"{record['name']}: {record['alert']} ({record['verdict']})", fontsize=12)
     fault_end = record["restore_s"]
@@ -48,13 +54,18 @@ def draw(record: dict, path: Path) -> Path:
     lanes.set_yticks(list(rows.values()), [f"{name}" for name in rows])
     lanes.set_ylim(-0.7, rows["fault"] + 0.8)
 
-    for axis, name in zip(axes[1:], signals.GOLDEN_SIGNALS):
-        points = series.get(name, [])
+    for axis, name in zip(axes[1:], shown):
+        points = series[name]
         axis.plot([at for at, _ in points], [value for _, value in points], lw=1.5)
         axis.set_ylabel(name, fontsize=8)
         axis.set_ylim(bottom=0)
     axes[-1].set_xlabel("seconds after the fault (shaded: the fault lasts)")
     figure.tight_layout()
+    if empty:
+        why = ("this drill sends no traffic: the app's only requests are the harness's readiness checks" if not traffic
+               else "Prometheus has no point of them in this span")
+        figure.text(0.01, 0.005, f"Not drawn: {', '.join(empty)}: {why}", fontsize=7, color="#555")
+        figure.subplots_adjust(bottom=figure.subplotpars.bottom + 0.2 / figure.get_figheight())
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path

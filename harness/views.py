@@ -1,0 +1,110 @@
+"""What a person looks at in each UI of the stack, as a browser page; each view returns its caption.
+
+Debian's packages strip what needs a JavaScript build: its Prometheus serves the classic UI
+under /classic, and its Alertmanager has no web UI at all (its page says to use amtool), so the
+local image set shows Alertmanager's own v2 API instead. The upstream images show the real UIs.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from playwright.sync_api import Page
+
+from harness.stack import Stack
+from harness.stack.observe import Prometheus
+
+PROMETHEUS_UI = {"local": "/classic", "upstream": ""}  # where each image set's Prometheus serves its UI
+GRAFANA_DASHBOARD = "/d/shortener-golden-signals/url-shortener-golden-signals?orgId=1&from=now-15m&to=now&kiosk"
+
+
+def _flavour(stack: Stack, service: str) -> str:
+    return stack.images[service].flavour
+
+
+def metrics(page: Page, stack: Stack) -> str:
+    page.goto(stack.url("app") + "/metrics")
+    return "the app's /metrics (Prometheus text format, summed over the Gunicorn workers)"
+
+
+def prometheus_rules(page: Page, stack: Stack) -> str:
+    page.goto(stack.url("prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/rules")
+    return "Prometheus: the recording and alerting rules it evaluates (observability/prometheus/alerts.yml)"
+
+
+def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
+    """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
+    page.goto(stack.url("prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
+    if not alert:
+        firing = sorted(Prometheus(stack.url("prometheus")).alert_states())
+        return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
+    page.get_by_text(alert, exact=True).first.click()  # opens the rule: its expression, labels and active alerts
+    return f"Prometheus: {alert} firing"
+
+
+def alertmanager_alerts(page: Page, stack: Stack, alert: str) -> str:
+    """Alertmanager listing the alert: its UI where the image has one, else its v2 API."""
+    if _flavour(stack, "alertmanager") == "upstream":
+        page.goto(stack.url("alertmanager") + "/#/alerts?silenced=false&inhibited=false&active=true")
+        page.get_by_text(alert).first.wait_for()
+        return f"Alertmanager: {alert} active"
+    page.goto(stack.url("alertmanager") + "/api/v2/alerts?filter=" + quote(f'alertname="{alert}"'))
+    _indent_json(page)
+    return f"Alertmanager's API: {alert} active (Debian's Alertmanager has no web UI)"
+
+
+def alertmanager_status(page: Page, stack: Stack) -> str:
+    if _flavour(stack, "alertmanager") == "upstream":
+        page.goto(stack.url("alertmanager") + "/#/status")
+        page.get_by_text("Config").first.wait_for()
+        return "Alertmanager: status and configuration"
+    page.goto(stack.url("alertmanager") + "/api/v2/status")
+    # The configuration it runs is one string of YAML in the answer: shown as its lines, after the rest.
+    page.locator("pre").first.evaluate("""pre => {
+        const status = JSON.parse(pre.textContent), loaded = status.config.original;
+        delete status.config;
+        pre.textContent = JSON.stringify(status, null, 2) + "\\n\\nconfig.original, as loaded:\\n\\n" + loaded;
+    }""")
+    return "Alertmanager's API: status and configuration (Debian's Alertmanager has no web UI)"
+
+
+def _indent_json(page: Page) -> None:
+    """A JSON answer as Chromium shows it, indented (its own pretty-print switch is out of a script's reach)."""
+    page.locator("pre").first.evaluate(
+        "pre => { pre.textContent = JSON.stringify(JSON.parse(pre.textContent), null, 2) }")
+
+
+def mail_message(page: Page, stack: Stack, subject: str) -> str:
+    """The mail UI with the message of that subject open."""
+    page.goto(stack.url("mailsink") + "/")
+    page.get_by_text(subject).first.click()
+    page.frame_locator("iframe").first.locator("body").wait_for()  # both sinks show the HTML part in a frame
+    return f"mail UI ({stack.mail_flavour.name}): {subject}"
+
+
+def email_html(page: Page, stack: Stack, subject: str) -> str:
+    """The HTML part of the message of that subject on its own, as on-call's mail client shows it."""
+    message = next(m for m in reversed(stack.inbox.messages()) if subject in m.subject)
+    page.set_content(message.html, wait_until="load")
+    return f"the email's HTML part as a mail client shows it: {message.subject}"
+
+
+def grafana_dashboard(page: Page, stack: Stack) -> str:
+    page.goto(stack.url("grafana") + GRAFANA_DASHBOARD)
+    page.wait_for_load_state("networkidle")
+    return "Grafana: URL Shortener - Golden Signals"
+
+
+def grafana_loki_logs(page: Page, stack: Stack) -> str:
+    query = quote(json.dumps({"datasource": "loki", "queries": [{"refId": "A", "expr": '{service="app"}'}],
+                              "range": {"from": "now-15m", "to": "now"}}))
+    page.goto(stack.url("grafana") + f"/explore?orgId=1&left={query}")
+    page.wait_for_load_state("networkidle")
+    return "Grafana Explore: the app's JSON log lines from Loki"
+
+
+def jaeger_traces(page: Page, stack: Stack) -> str:
+    page.goto(stack.url("jaeger") + "/search?service=shortener&limit=20&lookback=1h")
+    page.wait_for_load_state("networkidle")
+    return "Jaeger: the app's traces"
