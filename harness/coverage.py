@@ -142,7 +142,9 @@ def drill_facts(alert: str | None, inhibited: list[str], silent: list[str], coll
         return facts
     labels = config.alert_labels(alert)
     receiver = _receiver_of(labels)
-    delivered = [DELIVERED, RESOLVED] if mailed else []  # the heartbeat is routed to its receiver, never mailed
+    # The heartbeat is routed to its receiver, never mailed; a promise without a resolved time awaits no resolved email.
+    resolved = [RESOLVED] if promises.promise(alert).resolved_s is not None else []
+    delivered = [DELIVERED, *resolved] if mailed else []
     facts |= {("alert rule", alert): [FIRED, *delivered], ("route", _route_name(labels)): [ROUTED, *delivered],
               ("receiver", receiver): delivered or [ROUTED]}
     for template in _templates_of(receiver) if mailed else ():
