@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import requests
 from playwright.sync_api import Page
 
 from harness.stack import Stack
@@ -23,21 +24,33 @@ def _flavour(stack: Stack, service: str) -> str:
     return stack.images[service].flavour
 
 
+def _answering(stack: Stack, service: str) -> str:
+    """The URL of the service's first copy that answers: in the HA profile a peer or a replica may be the fault."""
+    urls = [stack.url(instance) for instance in stack.instances_of(service)]
+    for url in urls:
+        try:
+            requests.get(url, timeout=1)
+            return url
+        except requests.RequestException:
+            continue
+    return urls[0]  # none answers: the picture says why
+
+
 def metrics(page: Page, stack: Stack) -> str:
     page.goto(stack.url("app") + "/metrics")
     return "the app's /metrics (Prometheus text format, summed over the Gunicorn workers)"
 
 
 def prometheus_rules(page: Page, stack: Stack) -> str:
-    page.goto(stack.url("prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/rules")
+    page.goto(_answering(stack, "prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/rules")
     return "Prometheus: the recording and alerting rules it evaluates (observability/prometheus/alerts.yml)"
 
 
 def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
     """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
-    page.goto(stack.url("prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
+    page.goto(_answering(stack, "prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
     if not alert:
-        firing = sorted(Prometheus(stack.url("prometheus")).alert_states())
+        firing = sorted(Prometheus(_answering(stack, "prometheus")).alert_states())
         return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
     page.get_by_text(alert, exact=True).first.click()  # opens the rule: its expression, labels and active alerts
     return f"Prometheus: {alert} firing"
@@ -46,20 +59,20 @@ def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
 def alertmanager_alerts(page: Page, stack: Stack, alert: str) -> str:
     """Alertmanager listing the alert: its UI where the image has one, else its v2 API."""
     if _flavour(stack, "alertmanager") == "upstream":
-        page.goto(stack.url("alertmanager") + "/#/alerts?silenced=false&inhibited=false&active=true")
+        page.goto(_answering(stack, "alertmanager") + "/#/alerts?silenced=false&inhibited=false&active=true")
         page.get_by_text(alert).first.wait_for()
         return f"Alertmanager: {alert} active"
-    page.goto(stack.url("alertmanager") + "/api/v2/alerts?filter=" + quote(f'alertname="{alert}"'))
+    page.goto(_answering(stack, "alertmanager") + "/api/v2/alerts?filter=" + quote(f'alertname="{alert}"'))
     _indent_json(page)
     return f"Alertmanager's API: {alert} active (Debian's Alertmanager has no web UI)"
 
 
 def alertmanager_status(page: Page, stack: Stack) -> str:
     if _flavour(stack, "alertmanager") == "upstream":
-        page.goto(stack.url("alertmanager") + "/#/status")
+        page.goto(_answering(stack, "alertmanager") + "/#/status")
         page.get_by_text("Config").first.wait_for()
         return "Alertmanager: status and configuration"
-    page.goto(stack.url("alertmanager") + "/api/v2/status")
+    page.goto(_answering(stack, "alertmanager") + "/api/v2/status")
     # The configuration it runs is one string of YAML in the answer: shown as its lines, after the rest.
     page.locator("pre").first.evaluate("""pre => {
         const status = JSON.parse(pre.textContent), loaded = status.config.original;
