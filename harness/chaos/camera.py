@@ -30,6 +30,7 @@ MOMENTS = {
 MAILED = tuple(MOMENTS)
 HEARTBEAT = ("prometheus-alerts", "alertmanager-alerts")  # the heartbeat mails no one
 QUIET = ("prometheus-alerts",)  # a quiet scenario: its alerts page once the watch is over, nothing firing
+SWITCH = ("mail-message", "email-html")  # the dead man's switch mails on-call itself: its email is all there is
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Callable
 import requests
 
 from harness import config
-from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, Camera
+from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, SWITCH, Camera
 from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
@@ -127,7 +127,9 @@ class Drill:
             say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
                 f"{min(record.bound_s, record.promise_s):.0f} s after the fault (bound {record.bound_s:.0f} s = "
                 f"{record.bound_why}; promise {record.promise_s:.0f} s)")
-        self.camera = Camera(self.stack, record.name, QUIET if scenario.quiet else MAILED if record.mailed else HEARTBEAT)
+        views = (QUIET if scenario.quiet else SWITCH if scenario.alert == promises.DEADMAN
+                 else MAILED if record.mailed else HEARTBEAT)
+        self.camera = Camera(self.stack, record.name, views)
         traffic = (Traffic(self.stack.url("app"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
                    if scenario.traffic else None)
         try:
@@ -511,6 +513,8 @@ class Drill:
                     record.pending_s = record.firing_s = record.active_s = elapsed
                 if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
                     record.email_s = elapsed
+                    for view in SWITCH:
+                        self.camera.take(view, record.email_s, f"{record.alert} firing")
                 return {"switch": "tripped" if record.firing_s is not None else "armed",
                         "email": "arrived" if record.email_s is not None else "not yet"}
 
