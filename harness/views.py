@@ -8,6 +8,7 @@ local image set shows Alertmanager's own v2 API instead. The upstream images sho
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import quote
 
 import requests
@@ -24,15 +25,22 @@ def _flavour(stack: Stack, service: str) -> str:
     return stack.images[service].flavour
 
 
+# How long a picture waits for a copy to answer: a drill may be restarting the one it shows (prometheus_restart).
+PATIENCE = 15.0
+
+
 def _answering(stack: Stack, service: str) -> str:
     """The URL of the service's first copy that answers: in the HA profile a peer or a replica may be the fault."""
     urls = [stack.url(instance) for instance in stack.instances_of(service)]
-    for url in urls:
-        try:
-            requests.get(url, timeout=1)
-            return url
-        except requests.RequestException:
-            continue
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        for url in urls:
+            try:
+                requests.get(url, timeout=1)
+                return url
+            except requests.RequestException:
+                continue
+        time.sleep(1)
     return urls[0]  # none answers: the picture says why
 
 
