@@ -11,8 +11,9 @@ import json
 import time
 from urllib.parse import quote
 
-import requests
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from harness.stack import Stack
 from harness.stack.observe import Prometheus
@@ -25,23 +26,28 @@ def _flavour(stack: Stack, service: str) -> str:
     return stack.images[service].flavour
 
 
-# How long a picture waits for a copy to answer: a drill may be restarting the one it shows (prometheus_restart).
+# How long a picture tries the copies of a service: a drill may be restarting the one it shows (prometheus_restart).
 PATIENCE = 15.0
+TRY_MS = 5000  # one try at one copy: a paused copy (ha_partition) accepts the connection and never answers
 
 
-def _answering(stack: Stack, service: str) -> str:
-    """The URL of the service's first copy that answers: in the HA profile a peer or a replica may be the fault."""
+def _open(page: Page, stack: Stack, service: str, path: str) -> str:
+    """Open the path on the service's first copy that loads it (in the HA profile a peer or a replica may be the
+    fault), trying again for PATIENCE seconds; the URL of the copy shown."""
     urls = [stack.url(instance) for instance in stack.instances_of(service)]
     deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
+    while True:
         for url in urls:
             try:
-                requests.get(url, timeout=1)
+                page.goto(url + path, timeout=TRY_MS)
                 return url
-            except requests.RequestException:
-                continue
+            except PlaywrightError as error:
+                failed = error
+                if not isinstance(error, PlaywrightTimeoutError):  # refused: Chromium shows its own error page,
+                    page.wait_for_load_state()  # whose loading would interrupt the next try
+        if time.monotonic() >= deadline:
+            raise failed  # no copy loads it: the picture says why
         time.sleep(1)
-    return urls[0]  # none answers: the picture says why
 
 
 def metrics(page: Page, stack: Stack) -> str:
@@ -50,15 +56,15 @@ def metrics(page: Page, stack: Stack) -> str:
 
 
 def prometheus_rules(page: Page, stack: Stack) -> str:
-    page.goto(_answering(stack, "prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/rules")
+    _open(page, stack, "prometheus", PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/rules")
     return "Prometheus: the recording and alerting rules it evaluates (observability/prometheus/alerts.yml)"
 
 
 def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
     """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
-    page.goto(_answering(stack, "prometheus") + PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
+    shown = _open(page, stack, "prometheus", PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
     if not alert:
-        firing = sorted(Prometheus(_answering(stack, "prometheus")).alert_states())
+        firing = sorted(Prometheus(shown).alert_states())
         return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
     page.get_by_text(alert, exact=True).first.click()  # opens the rule: its expression, labels and active alerts
     return f"Prometheus: {alert} firing"
@@ -67,20 +73,20 @@ def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
 def alertmanager_alerts(page: Page, stack: Stack, alert: str) -> str:
     """Alertmanager listing the alert: its UI where the image has one, else its v2 API."""
     if _flavour(stack, "alertmanager") == "upstream":
-        page.goto(_answering(stack, "alertmanager") + "/#/alerts?silenced=false&inhibited=false&active=true")
+        _open(page, stack, "alertmanager", "/#/alerts?silenced=false&inhibited=false&active=true")
         page.get_by_text(alert).first.wait_for()
         return f"Alertmanager: {alert} active"
-    page.goto(_answering(stack, "alertmanager") + "/api/v2/alerts?filter=" + quote(f'alertname="{alert}"'))
+    _open(page, stack, "alertmanager", "/api/v2/alerts?filter=" + quote(f'alertname="{alert}"'))
     _indent_json(page)
     return f"Alertmanager's API: {alert} active (Debian's Alertmanager has no web UI)"
 
 
 def alertmanager_status(page: Page, stack: Stack) -> str:
     if _flavour(stack, "alertmanager") == "upstream":
-        page.goto(_answering(stack, "alertmanager") + "/#/status")
+        _open(page, stack, "alertmanager", "/#/status")
         page.get_by_text("Config").first.wait_for()
         return "Alertmanager: status and configuration"
-    page.goto(_answering(stack, "alertmanager") + "/api/v2/status")
+    _open(page, stack, "alertmanager", "/api/v2/status")
     # The configuration it runs is one string of YAML in the answer: shown as its lines, after the rest.
     page.locator("pre").first.evaluate("""pre => {
         const status = JSON.parse(pre.textContent), loaded = status.config.original;

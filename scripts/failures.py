@@ -2,7 +2,7 @@
 
 import sys
 from pathlib import Path
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 MESSAGE = 400  # characters of each failure's message
 

@@ -138,7 +138,7 @@ class Drill:
                 self._quiet(scenario, record, traffic)
             elif scenario.alert == promises.DEADMAN:
                 self.steady_state(traffic)
-                self._switch_drill(scenario, record)
+                self._switch_drill(scenario, record, traffic)
             elif record.mailed:
                 self.steady_state(traffic)
                 self._drill(scenario, record, traffic)
@@ -182,17 +182,11 @@ class Drill:
 
     def _drill(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
         restored = False
-        record.inject_began_at = _now()
-        inject_began = time.monotonic()
         proof_before = self._proof(scenario.proof, default=0.0)
         arrivals: dict[int, float] = {}
-        fault_at, fault_epoch = inject_began, time.time()
+        fault_at, fault_epoch = time.monotonic(), time.time()
         try:
-            say(f"drill {scenario.name}: inject: {scenario.fault}")
-            scenario.inject(self.stack)
-            fault_at, fault_epoch = time.monotonic(), time.time()
-            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
-            record.inject_s = round(fault_at - inject_began, 1)
+            fault_at, fault_epoch = self._inject(scenario, record)
             say(f"drill {scenario.name}: the fault is in place ({record.inject_s} s to put it there); "
                 f"waiting for {record.alert} to fire and email")
             self._watch(record, self._watch_firing(scenario, record, fault_at, arrivals),
@@ -206,14 +200,8 @@ class Drill:
                             deadline=longest + WAIT_MARGIN - (time.monotonic() - fault_at))
             if scenario.proof:
                 record.proof_growth = self._proof(scenario.proof, default=proof_before) - proof_before
-            restored_at = time.monotonic()
-            if traffic:
-                record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
-            say(f"drill {scenario.name}: restore")
-            scenario.restore(self.stack)
+            restored_at = self._restore(scenario, record, traffic, fault_at)
             restored = True
-            record.restored_at = _now()
-            record.restore_s = round(restored_at - fault_at, 1)
             if record.resolved_promise_s is None:
                 say(f"drill {scenario.name}: {record.alert} promises no resolved email by a time: not waiting for it")
             elif record.email_s is not None:  # no firing email, no resolved one to wait for
@@ -233,11 +221,31 @@ class Drill:
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
 
-    def _quiet(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
-        """The fault, held and undone; then watch the longest bound go by: nothing may fire, no email may come."""
+    def _inject(self, scenario: Scenario, record: Record) -> tuple[float, float]:
+        """Put the fault in place; its moment on the drill's clock and the wall clock, also noted on the record."""
         record.inject_began_at = _now()
         inject_began = time.monotonic()
-        fault_at, fault_epoch = inject_began, time.time()
+        say(f"drill {scenario.name}: inject: {scenario.fault}")
+        scenario.inject(self.stack)
+        fault_at, fault_epoch = time.monotonic(), time.time()
+        record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
+        record.inject_s = round(fault_at - inject_began, 1)
+        return fault_at, fault_epoch
+
+    def _restore(self, scenario: Scenario, record: Record, traffic: Traffic | None, fault_at: float) -> float:
+        """Undo the fault, noting what the traffic got while it was in place; the moment the restore began."""
+        restored_at = time.monotonic()
+        if traffic:
+            record.traffic_during_fault = traffic.statuses(fault_at, restored_at)
+        say(f"drill {scenario.name}: restore")
+        scenario.restore(self.stack)
+        record.restored_at = _now()
+        record.restore_s = round(restored_at - fault_at, 1)
+        return restored_at
+
+    def _quiet(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
+        """The fault, held and undone; then watch the longest bound go by: nothing may fire, no email may come."""
+        fault_at, fault_epoch = time.monotonic(), time.time()
         restored = False
         arrivals: dict[int, float] = {}
 
@@ -254,25 +262,15 @@ class Drill:
                     "emails": len(arrivals)}
 
         try:
-            say(f"drill {scenario.name}: inject: {scenario.fault}")
-            scenario.inject(self.stack)
-            fault_at, fault_epoch = time.monotonic(), time.time()
-            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
-            record.inject_s = round(fault_at - inject_began, 1)
+            fault_at, fault_epoch = self._inject(scenario, record)
             if scenario.hold:
                 say(f"drill {scenario.name}: holding the fault {scenario.hold:.0f} s")
                 self._watch(record, lambda deadline: wait_until(
                     f"the {scenario.hold:.0f} s of the fault to pass", observe,
                     done=lambda _: time.monotonic() - fault_at >= scenario.hold, timeout=deadline, interval=POLL),
                     deadline=scenario.hold + POLL + 1)
-            restored_at = time.monotonic()
-            if traffic:
-                record.traffic_during_fault = {str(k): v for k, v in sorted(traffic.statuses(fault_at, restored_at).items())}
-            say(f"drill {scenario.name}: restore")
-            scenario.restore(self.stack)
+            self._restore(scenario, record, traffic, fault_at)
             restored = True
-            record.restored_at = _now()
-            record.restore_s = round(restored_at - fault_at, 1)
             quiet_until = fault_at + record.quiet_s
             say(f"drill {scenario.name}: watching {quiet_until - time.monotonic():.0f} s more: no alert may fire, "
                 "no email may come")
@@ -282,8 +280,7 @@ class Drill:
                 deadline=quiet_until - time.monotonic() + POLL + 1)
             self.camera.take("prometheus-alerts", round(time.monotonic() - fault_at, 1))  # what did not fire
             if traffic:  # the traffic after the restore must be served too
-                record.traffic_during_fault = {str(k): v for k, v in sorted(
-                    traffic.statuses(fault_at, time.monotonic()).items())}
+                record.traffic_during_fault = traffic.statuses(fault_at)
         finally:
             if not restored:
                 say(f"drill {scenario.name}: restore (after a failure)")
@@ -488,7 +485,7 @@ class Drill:
             if states.get(alert) == "firing":
                 record.meta_firing_s.setdefault(alert, round(time.monotonic() - since, 1))
 
-    def _switch_drill(self, scenario: Scenario, record: Record) -> None:
+    def _switch_drill(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
         """The dead man's switch: armed, the fault, its own email to on-call; the restore, its resolved email."""
         switch = self.stack.url("deadman")
         wait_until("the dead man's switch to have received a first heartbeat (armed)",
@@ -496,16 +493,10 @@ class Drill:
                    timeout=STEADY_TIMEOUT)
         self.inbox.clear()
         arrivals: dict[int, float] = {}
-        record.inject_began_at = _now()
-        inject_began = time.monotonic()
-        fault_at, fault_epoch = inject_began, time.time()
+        fault_at, fault_epoch = time.monotonic(), time.time()
         restored = False
         try:
-            say(f"drill {scenario.name}: inject: {scenario.fault}")
-            scenario.inject(self.stack)
-            fault_at, fault_epoch = time.monotonic(), time.time()
-            record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
-            record.inject_s = round(fault_at - inject_began, 1)
+            fault_at, fault_epoch = self._inject(scenario, record)
 
             def tripped():
                 elapsed = round(time.monotonic() - fault_at, 1)
@@ -523,12 +514,8 @@ class Drill:
                 timeout=deadline, interval=POLL), deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
             say(f"drill {record.scenario}: switch tripped {record.firing_s} s, email {record.email_s} s after the "
                 f"fault (floor {record.floor_s:.0f} s, bound {record.bound_s:.0f} s)")
-            restored_at = time.monotonic()
-            say(f"drill {scenario.name}: restore")
-            scenario.restore(self.stack)
+            restored_at = self._restore(scenario, record, traffic, fault_at)
             restored = True
-            record.restored_at = _now()
-            record.restore_s = round(restored_at - fault_at, 1)
             if record.email_s is not None:
                 def back():
                     if record.resolved_email_s is None and self._arrived(record.alert, "resolved", fault_at, arrivals):
@@ -548,7 +535,6 @@ class Drill:
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
-
 
     def _restart_prometheus(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
         """Restart Prometheus while the alert fires; watch Alertmanager hold it until the new Prometheus sends it again."""

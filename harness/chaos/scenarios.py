@@ -30,6 +30,8 @@ ALERTMANAGER_RETRY_SLACK = 15.0
 # Alerts that an error burst moves along with it: the error budget burns.
 BUDGET_BURN = ("ErrorBudgetBurnFast", "ErrorBudgetBurnSlow")
 
+APP_UP = ('up{job="app"} == 1',)  # the app scraped again: recovered from its own outage
+
 
 def _stop(*services: str):
     def inject(stack: Stack) -> None:
@@ -58,7 +60,7 @@ SERVICE_DOWN = Scenario(
     fault="stop the app's container (its Gunicorn master and workers exit)",
     inject=_stop("app"),
     restore=_start("app"),
-    recovered=('up{job="app"} == 1',),
+    recovered=APP_UP,
 )
 
 POSTGRES_DOWN = Scenario(
@@ -144,7 +146,7 @@ ALERTMANAGER_RESTART = Scenario(
     extra_delay_why="Prometheus resend delay and its evaluation",
     proof=Proof("prometheus", "prometheus_notifications_errors_total",
                 what="Prometheus failed to send to the stopped Alertmanager"),
-    recovered=('up{job="app"} == 1',),
+    recovered=APP_UP,
     # Its sends failed: the team hears of it once Alertmanager is back. The heartbeat stops
     # for the outage plus up to a resend delay on each side: more or less than the switch's
     # silence limit, depending on where the outage falls between two heartbeats.
@@ -164,7 +166,7 @@ MAILSINK_DOWN = Scenario(
     extra_delay_why="mail outage and Alertmanager retry back-off",
     proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
                 what="Alertmanager's attempts to mail the stopped sink failed"),
-    recovered=('up{job="app"} == 1',),
+    recovered=APP_UP,
     meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch once the sink is back
 )
 
@@ -207,7 +209,7 @@ PROMETHEUS_RESTART = Scenario(
     inject=_stop("app"),
     restore=_start("app"),
     restart_prometheus_while_firing=True,
-    recovered=('up{job="app"} == 1',),
+    recovered=APP_UP,
 )
 
 # Quiet scenarios: what happens on an ordinary day must page no one. Each watches, from its
@@ -322,40 +324,34 @@ NEXT_PEER = "the next peer's wait: position 1 x --cluster.peer-timeout"
 # delay at most away) fails, and the team hears of it, unless the drill has ended by then.
 PEER_UNREACHABLE = ("PrometheusCannotReachAlertmanager",)
 
-HA_PEER_DOWN_PENDING = Scenario(
-    name="ha_peer_down_pending",
-    alert="ServiceDown",
-    fault="HA: stop the app; the Alertmanager peer that notifies first is stopped while ServiceDown is pending",
-    inject=_stop("app"),
-    restore=_start("app"),
-    steps=(Step("pending", "stop the Alertmanager peer at position 0", _PEER.stop),
-           Step("resolved", "start the stopped Alertmanager peer again", _PEER.start)),
-    extra_delay=PEER_WAIT,
-    extra_delay_why=NEXT_PEER,
-    resolved_extra_delay=PEER_WAIT,
-    recovered=('up{job="app"} == 1',),
-    ha=True,
-    may_notify=PEER_UNREACHABLE,
-)
 
-HA_NOTIFIER_DOWN = Scenario(
-    name="ha_notifier_down",
-    alert="ServiceDown",
-    fault="HA: stop the app; the Alertmanager peer that holds the notification is stopped as soon as ServiceDown fires",
-    inject=_stop("app"),
-    restore=_start("app"),
-    # The stopped peer stays away while the alert resolves: a peer that rejoins meanwhile, its own
-    # aggregation timers restarted, mailed the resolved notification a second time in one run of three.
-    steps=(Step("firing", "stop the Alertmanager peer at position 0 (it may have mailed already, or not yet)",
-                _PEER.stop),
-           Step("resolved", "start the stopped Alertmanager peer again", _PEER.start)),
-    extra_delay=PEER_WAIT,
-    extra_delay_why=NEXT_PEER,
-    resolved_extra_delay=PEER_WAIT,
-    recovered=('up{job="app"} == 1',),
-    ha=True,
-    may_notify=PEER_UNREACHABLE,
-)
+def _notifier_down(name: str, when: str, moment: str, words: str) -> Scenario:
+    """The app stopped on the HA stack, and the Alertmanager peer that notifies first stopped at a step of the drill
+    (`when`, in words `moment`); that peer stays away until the resolved email, or the end of the drill."""
+    return Scenario(
+        name=name,
+        alert="ServiceDown",
+        fault=f"HA: stop the app; the Alertmanager peer that {words} is stopped {moment}",
+        inject=_stop("app"),
+        restore=_start("app"),
+        # A peer that rejoined before the resolved notification, its own aggregation timers restarted,
+        # mailed that notification a second time in one run of three: it comes back only after it.
+        steps=(Step(when, "stop the Alertmanager peer at position 0", _PEER.stop),
+               Step("resolved", "start the stopped Alertmanager peer again", _PEER.start)),
+        extra_delay=PEER_WAIT,
+        extra_delay_why=NEXT_PEER,
+        resolved_extra_delay=PEER_WAIT,
+        recovered=APP_UP,
+        ha=True,
+        may_notify=PEER_UNREACHABLE,
+    )
+
+
+HA_PEER_DOWN_PENDING = _notifier_down("ha_peer_down_pending", "pending", "while ServiceDown is pending",
+                                      "notifies first")
+# Stopped as ServiceDown fires, the peer may have mailed already, or not yet: one email either way.
+HA_NOTIFIER_DOWN = _notifier_down("ha_notifier_down", "firing", "as soon as ServiceDown fires",
+                                  "holds the notification")
 
 HA_PROMETHEUS_REPLICA_DOWN = Scenario(
     name="ha_prometheus_replica_down",
@@ -364,7 +360,7 @@ HA_PROMETHEUS_REPLICA_DOWN = Scenario(
     inject=_stop("app"),
     restore=_start("app", "prometheus"),
     steps=(Step("pending", "stop the first Prometheus replica", _stop("prometheus")),),
-    recovered=('up{job="app"} == 1',),
+    recovered=APP_UP,
     ha=True,
 )
 
@@ -380,7 +376,7 @@ HA_PARTITION = Scenario(
     extra_delay=PEER_WAIT + HUNG_PEER,
     extra_delay_why=NEXT_PEER + " + Prometheus's Alertmanager timeout (a batch held by the paused peer)",
     resolved_extra_delay=PEER_WAIT,
-    recovered=('up{job="app"} == 1',),
+    recovered=APP_UP,
     ha=True,
     may_notify=PEER_UNREACHABLE,
     # Alertmanager's documented promise when peers cannot gossip: rather twice than never.

@@ -73,7 +73,9 @@ class Traffic:
                 self.results.append((time.monotonic(), status))
             time.sleep(PAUSE)
 
-    def statuses(self, since: float, until: float) -> collections.Counter:
-        """Count of each status answered between two monotonic times."""
+    def statuses(self, since: float, until: float | None = None) -> dict[str, int]:
+        """How many requests got each status (0: no answer) between two monotonic times (until: now), by status."""
+        until = time.monotonic() if until is None else until
         with self._lock:
-            return collections.Counter(status for at, status in self.results if since <= at <= until)
+            counted = collections.Counter(status for at, status in self.results if since <= at <= until)
+        return {str(status): count for status, count in sorted(counted.items())}

@@ -53,7 +53,7 @@ def outage(stack):
     traffic = Traffic(stack.url("app")).start()
     stopped = False
     try:
-        wait_until(f"{WARM_LINKS} links created", lambda: traffic.statuses(0, time.monotonic())[201],
+        wait_until(f"{WARM_LINKS} links created", lambda: traffic.statuses(0).get("201", 0),
                    done=lambda created: created >= WARM_LINKS, timeout=30)
         say("dashboard: stopping Postgres so that the error, alert and dependency panels have something to show")
         stack.pause_service("postgres")
