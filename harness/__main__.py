@@ -74,9 +74,9 @@ def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[st
         for title, path in SERVICES[name].links:
             if instance == name:
                 urls.append((title if name != "mailsink" else f"{title} ({stack.mail_flavour.name})",
-                             stack.url(name) + path))
+                             stack.ui_url(name) + path))
             elif not path:  # a further replica or peer of the HA profile: its address, once
-                urls.append((f"{title} ({instance})", stack.url(instance)))
+                urls.append((f"{title} ({instance})", stack.ui_url(instance)))
     urls += [
         ("postgres", f"postgresql://shortener:<password>@{stack.address('postgres')}/shortener"),
         ("redis", stack.redis_url),

@@ -18,7 +18,6 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from harness.stack import Stack
 from harness.stack.observe import Prometheus
 
-PROMETHEUS_UI = {"local": "/classic", "upstream": ""}  # where each image set's Prometheus serves its UI
 GRAFANA_DASHBOARD = "/d/shortener-golden-signals/url-shortener-golden-signals?orgId=1&from=now-15m&to=now&kiosk"
 
 
@@ -32,9 +31,9 @@ TRY_MS = 5000  # one try at one copy: a paused copy (ha_partition) accepts the c
 
 
 def _open(page: Page, stack: Stack, service: str, path: str) -> str:
-    """Open the path on the service's first copy that loads it (in the HA profile a peer or a replica may be the
-    fault), trying again for PATIENCE seconds; the URL of the copy shown."""
-    urls = [stack.url(instance) for instance in stack.instances_of(service)]
+    """Open the path of the service's UI on its first copy that loads it (in the HA profile a peer or a replica may
+    be the fault), trying again for PATIENCE seconds; the URL of the copy shown."""
+    urls = [stack.ui_url(instance) for instance in stack.instances_of(service)]
     deadline = time.monotonic() + PATIENCE
     while True:
         for url in urls:
@@ -56,15 +55,15 @@ def metrics(page: Page, stack: Stack) -> str:
 
 
 def prometheus_rules(page: Page, stack: Stack) -> str:
-    _open(page, stack, "prometheus", PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/rules")
+    _open(page, stack, "prometheus", "/rules")
     return "Prometheus: the recording and alerting rules it evaluates (observability/prometheus/alerts.yml)"
 
 
 def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
     """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
-    shown = _open(page, stack, "prometheus", PROMETHEUS_UI[_flavour(stack, "prometheus")] + "/alerts")
+    _open(page, stack, "prometheus", "/alerts")
     if not alert:
-        firing = sorted(Prometheus(shown).alert_states())
+        firing = sorted(Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus"))).alert_states())
         return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
     page.get_by_text(alert, exact=True).first.click()  # opens the rule: its expression, labels and active alerts
     return f"Prometheus: {alert} firing"

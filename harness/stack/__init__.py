@@ -221,6 +221,11 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://{self.address(service)}"
 
+    def ui_url(self, instance: str) -> str:
+        """Where an instance serves its pages for people: its address and the path its image set puts the UI under."""
+        service = self.instances[instance]
+        return self.url(instance) + SERVICES[service].ui.get(self.images[service].flavour, "")
+
     def link_base(self, service: str) -> str:
         """Where the alerts' links to a service point: the environment's choice, else this stack's address."""
         return self.environ.get(LINKED[service]) or self.url(service)
@@ -620,7 +625,8 @@ class Service:
     name: str
     container: Callable[[Stack], HostContainer]  # its image, command and readiness on a stack
     ports: dict[str, int]  # the usual port of each listener (a person expects these from `make up`; tests take free ones)
-    links: tuple[tuple[str, str], ...] = ()  # what `make up` shows a person: (title, path on its first port)
+    links: tuple[tuple[str, str], ...] = ()  # what `make up` shows a person: (title, path under its UI)
+    ui: dict[str, str] = field(default_factory=dict)  # the path its UI is under, per image set, where not the root
     scrape_job: str | None = None  # the job of prometheus.yml that scrapes it
     demo: bool = False  # for people to look at (upstream images only); never part of a test stack
     image: str = ""  # the image (harness/stack/images.py) it runs, when not its own
@@ -666,7 +672,8 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
             scrape_job="alertmanager", replicas=Replicas(3, {"alertmanager-cluster": 9094})),
     # The HA profile: two identical replicas (9090, 9190), each sending to every Alertmanager peer.
     Service("prometheus", prometheus, {"prometheus": 9090}, scrape_job="prometheus",
-            links=(("Prometheus", ""), ("Prometheus alerts", "/alerts")), replicas=Replicas(2)),
+            links=(("Prometheus", ""), ("Prometheus alerts", "/alerts")), replicas=Replicas(2),
+            ui={"local": "/classic"}),  # Debian's package keeps only the classic UI, under /classic
     Service("loki", loki, {"loki": 3100}, links=(("Loki", "/ready"),), demo=True),
     Service("promtail", promtail, {"promtail": 9080}, links=(("Promtail", "/targets"),), demo=True),
     Service("grafana", grafana, {"grafana": 3000}, links=(("Grafana", ""),), demo=True),

@@ -51,6 +51,8 @@ def test_the_local_image_set_starts_the_core_and_says_plainly_what_it_cannot_run
            "(on a machine with registry access, HARNESS_IMAGES=auto or upstream pulls them)" in lines
     assert not any(line.lstrip().startswith(("Grafana ", "Jaeger ")) for line in lines)
     assert f"  {'mail UI (maildev)':<22} {stack.url('mailsink')}" in lines
+    # Debian's Prometheus keeps only its classic UI: a link to /alerts would be a 404.
+    assert f"  {'Prometheus alerts':<22} {stack.url('prometheus')}/classic/alerts" in lines
     assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in SERVICES["app"].container(stack).env
 
 
@@ -73,6 +75,7 @@ def test_the_upstream_image_set_adds_the_demo_services_and_prints_their_urls(ima
     for title, url in (("Grafana", stack.url("grafana")), ("Loki", stack.url("loki") + "/ready"),
                        ("Promtail", stack.url("promtail") + "/targets"), ("Jaeger", stack.url("jaeger"))):
         assert f"  {title:<22} {url}" in lines
+    assert f"  {'Prometheus alerts':<22} {stack.url('prometheus')}/alerts" in lines
     assert f"  {'Grafana login':<22} admin / {stack.grafana_password} (made up for this run)" in lines
     assert f"  {'mail UI (mailhog)':<22} {stack.url('mailsink')}" in lines
     # The app sends its spans to Jaeger, which starts before it.

@@ -11,7 +11,7 @@ RESTART = 2.0  # seconds the only copy is away, as Prometheus is in prometheus_r
 
 
 class Copies:
-    """The part of a stack a view asks: the addresses of a service's copies (replicas or peers)."""
+    """The part of a stack a view asks: the addresses of a service's copies (replicas or peers), UIs at their root."""
 
     def __init__(self, *ports: int):
         self.ports = ports
@@ -19,7 +19,7 @@ class Copies:
     def instances_of(self, service: str) -> list[str]:
         return [f"{service}-{number}" for number in range(len(self.ports))]
 
-    def url(self, instance: str) -> str:
+    def ui_url(self, instance: str) -> str:
         return f"http://127.0.0.1:{self.ports[int(instance.rsplit('-', 1)[1])]}"
 
 
