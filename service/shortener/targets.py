@@ -1,9 +1,10 @@
 """Target URLs: accepted only when the redirect to them can be produced, stored in canonical form.
 
 A target's host is canonicalised as browsers do (WHATWG URL: percent-decoding, IPv4 numbers
-in any base, UTS #46 IDNA mapping to A-labels) and the rest of the URL is percent-encoded to
-ASCII, so the Location header is always sendable and the self-loop check compares what a
-browser would actually connect to.
+in any base, UTS #46 IDNA mapping to A-labels) and the rest of the URL is percent-encoded
+wherever a URI may not carry a character as it is, so the Location header is always sendable
+and is exactly the stored target, and the self-loop check compares what a browser would
+actually connect to.
 """
 
 import ipaddress
@@ -22,8 +23,11 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206
 # WHATWG's forbidden host code points, checked after percent-decoding the host.
 _FORBIDDEN_IN_HOST = frozenset(" #%/:<>?@[\\]^|\t\n\r\x00")
 MAX_HOST_LENGTH = 253
-# Every ASCII character that may stay as it is in a Location header (the rest is %-encoded).
-_ASCII_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# What may stay as typed in a stored target (and so in its Location header): letters, digits and RFC 3986's
+# other unreserved and reserved characters, '%' of the escapes already there. The rest is %-encoded, as Werkzeug
+# encodes it on the way out (" < > [ \ ] ^ ` { | } in a path): what is stored is what the redirect sends.
+# Brackets are for an IPv6 host only, which the canonical host carries.
+_URI_SAFE = "-._~:/?#@!$&'()*+,;=%"
 # Browsers do not check hyphens (WHATWG CheckHyphens=false) and allow underscores: neither does this.
 _ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
 _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
@@ -116,8 +120,8 @@ def _refuse_unsafe_characters(url: str) -> None:
 
 
 def _to_ascii(part: str) -> str:
-    # Printable ASCII stays as typed (existing %-escapes too); anything else is UTF-8 %-encoded.
-    return part if part.isascii() else quote(part, safe=_ASCII_SAFE)
+    """A part of a URL in the characters a Location header carries as they are; anything else UTF-8 %-encoded."""
+    return quote(part, safe=_URI_SAFE)
 
 
 def check_target(url: object, max_length: int, own_hosts: frozenset[str] = frozenset()) -> str:
@@ -149,7 +153,7 @@ def check_target(url: object, max_length: int, own_hosts: frozenset[str] = froze
     host = canonical_host(raw_host)
     if host in own_hosts:
         raise invalid("The URL points at this shortener; that would be a redirect loop.")
-    if raw_host == host and url.isascii():
+    if raw_host == host and quote(url, safe=_URI_SAFE) == url:
         return url  # already canonical: kept exactly as given
     netloc = (_to_ascii(userinfo) + "@" if userinfo else "") + host + (f":{port}" if port is not None else "")
     canonical = urlunsplit(

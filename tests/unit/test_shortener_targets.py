@@ -24,6 +24,9 @@ HOSTILE = [
     ("https://a_b.example/", "https://a_b.example/"),
     ("https://[::1]:8080/", "https://[::1]:8080/"),
     ("https://user:pw@example.org/", "https://user:pw@example.org/"),
+    # ASCII that RFC 3986 allows nowhere: stored as the Location header sends it.
+    ("https://example.org/a[b]", "https://example.org/a%5Bb%5D"),
+    ('https://example.org/a[b]<c>^\\?q={x}|"y"#`z`', "https://example.org/a%5Bb%5D%3Cc%3E%5E%5C?q=%7Bx%7D%7C%22y%22#%60z%60"),
     ("https://" + "a" * 64 + ".example/", "invalid_url"),  # a label too long: Werkzeug's IDNA failed at follow
     ("https://a..b/", "invalid_url"),
     ("https://xn--.example/", "invalid_url"),
@@ -87,6 +90,8 @@ urls = st.one_of(
     st.builds(lambda h, p: f"https://{h}/{p}", unicode_text, unicode_text),
     st.builds(lambda h: f"http://{h}", st.from_regex(r"[a-zA-Z0-9._%\-\u00c0-\u024f\uff00-\uff5e]{1,40}", fullmatch=True)),
     unicode_text,
+    # Printable ASCII in the path, query and fragment: what Werkzeug would re-encode on the way out.
+    st.builds(lambda p: f"https://example.org/{p}", st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e))),
 )
 
 
