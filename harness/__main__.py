@@ -248,8 +248,8 @@ def drill(args) -> int:
 
 
 def redraw(args) -> int:
-    """Draw index.html and the timelines again from a report.json."""
-    print(f"written to {report.render(args.path)}")
+    """Draw index.html and the timelines again from a report.json (--example: the latest run's, into docs/example-report)."""
+    print(f"written to {report.example() if args.example else report.render(args.path)}")
     return 0
 
 
@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                             help=f"{scenario.alert}: {scenario.fault}")
     redraws = commands.add_parser("report", help=redraw.__doc__)
     redraws.add_argument("path", type=Path, nargs="?", default=report.LATEST / "report.json")
+    redraws.add_argument("--example", action="store_true",
+                         help=f"the latest run's report, its pictures in {report.EXAMPLE_COLOURS} colours, into "
+                              "docs/example-report")
     redraws.set_defaults(run=redraw)
     covers = commands.add_parser("coverage", help=show_coverage.__doc__, description=show_coverage.__doc__)
     covers.add_argument("--report", type=Path, default=report.LATEST / "report.json",

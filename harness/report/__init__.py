@@ -23,6 +23,8 @@ from harness.report import stages
 REPORT_DIR = config.ROOT / "reports" / "chaos"
 LATEST = REPORT_DIR / "latest"  # the newest run's folder
 HISTORY = REPORT_DIR / "history.jsonl"  # one line per drill of every run, appended
+EXAMPLE = config.ROOT / "docs" / "example-report"  # a full run's report, committed for people to look at
+EXAMPLE_COLOURS = 64  # a screenshot of a UI reads the same in 64 colours, in a third of the bytes
 
 COLUMNS = (
     ("name", "scenario", "{}"),
@@ -148,8 +150,9 @@ def write(records: list[Record], folder: Path | None = None) -> Path:
     return path
 
 
-def render(path: Path) -> Path:
-    """Turn a report.json into index.html and its timelines beside it, readable offline; return the page."""
+def render(path: Path, mutation: bool = True) -> Path:
+    """Turn a report.json into index.html and its timelines beside it, readable offline; return the page.
+    mutation: with the latest mutation run's section (it links into reports/)."""
     from harness.report import history, timeline  # matplotlib takes seconds to import: only drawing needs it
 
     document = json.loads(path.read_text())
@@ -166,8 +169,21 @@ def render(path: Path) -> Path:
     page.write_text(PAGE.render(document, titles=[title for _, title, _ in COLUMNS], rows=rows, breakdowns=breakdowns,
                                 slack=slack.name if slack else None, coverage=matrix,
                                 coverage_titles=coverage.TITLES, coverage_problem=problem,
-                                mutation=mutation_summary(page), screenshots=_screenshots))
+                                mutation=mutation_summary(page) if mutation else None, screenshots=_screenshots))
     return page
+
+
+def example(run: Path = LATEST) -> Path:
+    """A run's report as docs/example-report: its screenshots in EXAMPLE_COLOURS colours, nothing that links into
+    reports/ (the mutation section, the slack across runs); return the page."""
+    from PIL import Image  # matplotlib's own dependency
+
+    shutil.rmtree(EXAMPLE, ignore_errors=True)
+    shutil.copytree(run.resolve(), EXAMPLE, ignore=shutil.ignore_patterns("*.png"))  # the timelines are redrawn
+    for picture in run.resolve().glob("*/*.png"):  # the screenshots, a folder per drill
+        target = EXAMPLE / picture.relative_to(run.resolve())
+        Image.open(picture).convert("RGB").quantize(EXAMPLE_COLOURS).save(target, optimize=True)
+    return render(EXAMPLE / "report.json", mutation=False)
 
 
 def mutation_summary(page: Path) -> dict | None:

@@ -1,9 +1,11 @@
 """The report's page as a person sees it, in Debian's Chromium: pictures that load, links that lead somewhere."""
 
+import json
 import shutil
 import struct
 
 from harness import browser, report
+from harness.chaos.scenarios import SCENARIOS
 from harness.chaos.verdict import Record
 from harness.report import signals
 
@@ -72,3 +74,10 @@ def test_a_drill_without_traffic_draws_no_empty_signal_axes(tmp_path):
     # The readiness checks' requests are no traffic: a drill without traffic draws the lanes alone.
     without = report.timeline.draw(report._document(_record(signals={"requests/s": STEADY})), tmp_path / "quiet.png")
     assert _height(without) < _height(with_traffic) / 2
+
+
+def test_the_committed_example_report_shows_every_drill_without_a_problem(chromium):
+    page = report.EXAMPLE / "index.html"  # `python -m harness report --example` after a full chaos run
+    drills = {drill["name"] for drill in json.loads((report.EXAMPLE / "report.json").read_text())["scenarios"]}
+    assert drills == set(SCENARIOS), "docs/example-report is not a full run: regenerate it"
+    assert chromium.visit(page.as_uri()).problems == []
