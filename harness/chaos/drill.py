@@ -382,8 +382,10 @@ class Drill:
                     "email": "arrived" if record.email_s is not None else "not yet"}
 
         def watch(deadline: float) -> None:
+            # The email proves that a replica fired; the next look sees it (one replica may lead the other).
             wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault})", observe,
-                       done=lambda _: record.email_s is not None, timeout=deadline, interval=POLL)
+                       done=lambda _: record.email_s is not None and record.firing_s is not None, timeout=deadline,
+                       interval=POLL)
             if any(step.when == "email" for step in steps):
                 observe()  # once more: the steps that wait for the email
             say(f"drill {record.scenario}: pending {record.pending_s} s, firing {record.firing_s} s, "

@@ -43,12 +43,26 @@ class Prometheus:
         return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
 
     def alert_states(self) -> dict[str, str]:
-        """Each alert that is pending or firing, by name (firing wins over pending)."""
+        """Each alert that is pending or firing in any replica that answers, by name (firing wins over pending).
+
+        Any replica's firing alert reaches Alertmanager: the replicas scrape at phases of their own
+        (seeded by their external labels), so one may fire a scrape interval before the other, and
+        its email come while the other still reads pending.
+        """
         states: dict[str, str] = {}
-        for alert in self._get("/api/v1/alerts")["alerts"]:
-            name = alert["labels"]["alertname"]
-            if states.get(name) != "firing":
-                states[name] = alert["state"]
+        answered = 0
+        for url in list(self.urls):
+            try:
+                alerts = _get([url], "/api/v1/alerts")["data"]["alerts"]
+            except (requests.ConnectionError, requests.Timeout):
+                continue  # a stopped replica: the others say what Alertmanager hears
+            answered += 1
+            for alert in alerts:
+                name = alert["labels"]["alertname"]
+                if states.get(name) != "firing":
+                    states[name] = alert["state"]
+        if not answered:
+            raise requests.ConnectionError(f"no Prometheus replica answers: {', '.join(self.urls)}")
         return states
 
 
