@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -19,11 +20,31 @@ BARE = "benchmarks.bare_wsgi:app"
 BARE_CACHED = "benchmarks.bare_wsgi:cached_app"
 CORES = os.cpu_count() or 1
 WORKERS = 2 * CORES  # gunicorn.conf.py's default: two sync workers per core
-# Worker settings measured besides the deployed one (gunicorn.conf.py): name -> GUNICORN_CMD_ARGS,
-# which Gunicorn applies over the config file.
+
+
+@dataclass(frozen=True)
+class WorkerSetting:
+    """A Gunicorn worker setting measured beside the deployed one (gunicorn.conf.py)."""
+
+    workers: int
+    threads: int = 1
+    worker_class: str = ""
+
+    @property
+    def args(self) -> str:
+        """As GUNICORN_CMD_ARGS, which Gunicorn applies over the config file."""
+        return " ".join([f"--workers {self.workers}", *([f"--threads {self.threads}"] if self.threads > 1 else []),
+                         *([f"--worker-class {self.worker_class}"] if self.worker_class else [])])
+
+    @property
+    def concurrency(self) -> int:
+        """Requests it serves at once."""
+        return self.workers * self.threads
+
+
 OTHER_WORKER_SETTINGS = {
-    "sync1": f"--workers {CORES}",
-    "gthread4": f"--workers {CORES} --threads 4 --worker-class shortener.workers.CountingThreadWorker",
+    "sync1": WorkerSetting(CORES),
+    "gthread4": WorkerSetting(CORES, threads=4, worker_class="shortener.workers.CountingThreadWorker"),
 }
 
 

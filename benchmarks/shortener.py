@@ -48,8 +48,10 @@ SCENARIOS = {
 SWEPT = ("bare", "redirect", "create")
 for _setting in OTHER_WORKER_SETTINGS:
     SCENARIOS.update({f"{name}@{_setting}": (f"{SCENARIOS[name][0]}@{_setting}", SCENARIOS[name][1]) for name in SWEPT})
-# Scenarios whose latency is also measured at half of their saturation throughput.
-HALF_LOAD = ("bare", "redirect", "redirect_uninstrumented", "create", "mix")
+# Scenarios whose latency is also measured at half of their saturation throughput (the redirect at every
+# worker setting: the one chosen must not buy throughput with latency).
+HALF_LOAD = ("bare", "redirect", *(f"redirect@{setting}" for setting in OTHER_WORKER_SETTINGS),
+             "redirect_uninstrumented", "create", "mix")
 
 WARMUP_SECONDS = 3
 TRANSITION_SECONDS = 6  # the run during which Redis is stopped
@@ -150,15 +152,16 @@ class Bench:
     def half_load(self, saturation: dict[str, list[load.Run]]) -> dict[str, dict]:
         """Latency at half of each configuration's median saturation throughput, paced by wrk/pace.lua.
 
-        One connection per worker: wrk opens the connection before it waits for the next slot,
-        and a sync worker that accepted it would sit idle until the request comes, blocking
-        requests queued behind it. With as many connections as workers that cannot happen.
+        One connection per worker (per thread, for gthread): wrk opens the connection before it
+        waits for the next slot, and a sync worker that accepted it would sit idle until the
+        request comes, blocking requests queued behind it. With as many connections as the
+        server serves at once that cannot happen.
         """
         plans = {name: {"target_rps": median([run.rps for run in saturation[name]]) / 2, "runs": []}
                  for name in HALF_LOAD}
         for round_ in range(1, self.rounds + 1):
             for name, plan in plans.items():
-                run = self.run(name, rate=plan["target_rps"], connections=WORKERS)
+                run = self.run(name, rate=plan["target_rps"], connections=concurrency(name))
                 plan["runs"].append(run)
                 say(f"half load round {round_}: {name:<24} {run.rps:8.0f} req/s (target {plan['target_rps']:.0f})"
                     f"  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  errors {run.error_count}")
@@ -186,6 +189,12 @@ class Bench:
                 f" ({down.rps / up.rps:.2f}x), errors while stopping {transition.error_count}, while down"
                 f" {down.error_count}; p99 down {down.p99_ms:.2f} ms")
         return rounds
+
+
+def concurrency(scenario: str) -> int:
+    """How many requests the scenario's server serves at once: its worker setting's, else the deployed one's."""
+    setting = scenario.partition("@")[2]
+    return OTHER_WORKER_SETTINGS[setting].concurrency if setting else WORKERS
 
 
 def digest(runs: list[load.Run]) -> dict:
@@ -296,10 +305,11 @@ def main(argv=None) -> int:
             "plain": Gunicorn("plain", SHORTENER, workdir, {**data, "SHORTENER_INSTRUMENTATION": "off",
                                                              "PROMETHEUS_MULTIPROC_DIR": str(workdir / "m-plain")}),
         }
-        for setting, gunicorn_args in OTHER_WORKER_SETTINGS.items():
-            servers[f"bare@{setting}"] = Gunicorn(f"bare-{setting}", BARE, workdir, {"GUNICORN_CMD_ARGS": gunicorn_args})
+        for setting, worker_setting in OTHER_WORKER_SETTINGS.items():
+            servers[f"bare@{setting}"] = Gunicorn(f"bare-{setting}", BARE, workdir,
+                                                  {"GUNICORN_CMD_ARGS": worker_setting.args})
             servers[f"app@{setting}"] = Gunicorn(f"app-{setting}", SHORTENER, workdir, {
-                **data, "GUNICORN_CMD_ARGS": gunicorn_args, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"m-{setting}")})
+                **data, "GUNICORN_CMD_ARGS": worker_setting.args, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"m-{setting}")})
         for server in servers.values():
             running.enter_context(server)
         say(f"servers up: {', '.join(f'{n} {s.url}' for n, s in servers.items())}; logs in {workdir}")

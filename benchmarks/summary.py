@@ -45,6 +45,12 @@ SHORT_LABELS = {"bare": "bare", "redirect": "redirect", "redirect_uninstrumented
                 "create": "create", "mix": "mix"}
 
 
+def short_label(name: str) -> str:
+    """A scenario's words under a bar: what is measured, and the worker setting when not the deployed one."""
+    scenario, _, setting = name.partition("@")
+    return SHORT_LABELS[scenario] + (f"\n{setting}" if setting else "")
+
+
 def _row(label: str, digest: dict, extra: str = "") -> str:
     return f"| {label} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} | {digest['p99_ms']:.2f} | {digest['errors']} |{extra}"
 
@@ -106,7 +112,7 @@ def markdown(results: dict, before: dict | None = None) -> str:
         "",
         "Debian's wrk has no constant-rate mode (wrk2's `-R`), so `wrk/pace.lua` paces it: each request waits "
         "for the next slot of a Poisson schedule at half of that configuration's median saturation throughput, "
-        "so the rate holds whatever the latency. One connection per Gunicorn worker: wrk connects before it "
+        "so the rate holds whatever the latency. One connection per Gunicorn worker (per thread for gthread): wrk connects before it "
         "waits for its slot, and a sync worker that accepted an idle connection would block the requests queued "
         "behind it. Latency is wrk's, from the moment the request is written; with one connection per worker "
         "it is the service time plus what the machine adds, without queueing in the listen backlog.",
@@ -115,7 +121,7 @@ def markdown(results: dict, before: dict | None = None) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, digest in half.items():
-        lines.append(f"| {LABELS[name]} | {digest['target_rps']:.0f} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} "
+        lines.append(f"| {label(name)} | {digest['target_rps']:.0f} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} "
                      f"| {digest['p99_ms']:.2f} | {digest['errors']} |")
     lines += [
         "",
@@ -190,7 +196,7 @@ def plot(results: dict, path: Path) -> None:
     right.bar([i - 0.2 for i in x], [half[n]["p50_ms"] for n in names_half], width=0.4, label="p50")
     right.bar([i + 0.2 for i in x], [half[n]["p99_ms"] for n in names_half], width=0.4, label="p99")
     right.axhline(10, color="#c0392b", linestyle="--", linewidth=1, label="10 ms target")
-    right.set_xticks(list(x), [SHORT_LABELS[n] for n in names_half], fontsize=8)
+    right.set_xticks(list(x), [short_label(n) for n in names_half], fontsize=8)
     right.set_ylabel("ms")
     right.set_title("Latency at half of saturation")
     right.legend(fontsize=8)
