@@ -1,13 +1,17 @@
-"""Changes inside Postgres (the container keeps running): a migration that rejects writes, a held table lock,
-and a migration that must go unnoticed."""
+"""Faults that stop no container: inside Postgres, a migration that rejects writes, a held table lock and a
+migration that must go unnoticed; in Prometheus, a deploy of a rule that fails on live data."""
 
 from __future__ import annotations
 
 import threading
 
 import psycopg
+import yaml
 
+from harness import config
 from harness.stack import Stack
+from harness.stack.observe import Prometheus
+from harness.waiting import wait_until
 
 LOCK_HOLD = 1.0  # seconds each lock is held: long for a request, short of the app's 5 s statement timeout
 LOCK_GAP = 0.1  # seconds between two locks, in which the queued requests get through
@@ -92,3 +96,50 @@ class TableLock:
                     connection.execute("LOCK TABLE links IN ACCESS EXCLUSIVE MODE")
                     stop.wait(LOCK_HOLD)
                 stop.wait(LOCK_GAP)
+
+
+# A rule as teams get it wrong: each status's share of the app's requests, divided by the job's total
+# without group_left. promtool accepts it; on live data, once the app answers with more than one
+# status, every evaluation fails ("many-to-one matching must be explicit").
+BROKEN_GROUP = "status-share"
+_BROKEN_RULE = {
+    "record": "job_status:http_requests:share_rate1m",
+    "expr": 'sum by (job, status) (rate(http_requests_total{job="app"}[1m]))'
+            ' / on (job) sum by (job) (rate(http_requests_total{job="app"}[1m]))',
+}
+RELOAD_TIMEOUT = 30.0  # seconds for every Prometheus to evaluate the deployed rules
+
+
+def _rules_file(stack: Stack):
+    """The stack's copy of the rules file that prometheus.yml names first (alerts.yml)."""
+    return stack.prometheus_files / config.load(config.PROMETHEUS_DIR / "prometheus.yml")["rule_files"][0]
+
+
+def _reload_rules(stack: Stack, deployed: bool) -> None:
+    """Reload every Prometheus of the stack, and wait until each evaluates the broken group, or no longer does."""
+    for replica in stack.instances_of("prometheus"):
+        stack.reload_service(replica)
+    for replica in stack.instances_of("prometheus"):
+        wait_until(f"{replica} to {'evaluate' if deployed else 'drop'} the rule group {BROKEN_GROUP!r}",
+                   lambda: BROKEN_GROUP in Prometheus(stack.url(replica)).rule_groups(),  # noqa: B023 - waited for here
+                   done=lambda evaluated: evaluated == deployed, timeout=RELOAD_TIMEOUT)
+
+
+def deploy_broken_rule(stack: Stack) -> None:
+    """Ship the rules file with the broken rule in a group of its own, and reload Prometheus, as a deploy does."""
+    rules = _rules_file(stack)
+    shipped = yaml.safe_load(rules.read_text())
+    shipped["groups"].append({"name": BROKEN_GROUP, "rules": [_BROKEN_RULE]})
+    (rules.parent / f".{rules.name}.before-deploy").write_text(rules.read_text())
+    rules.write_text(yaml.safe_dump(shipped, sort_keys=False))
+    _reload_rules(stack, deployed=True)
+
+
+def roll_back_rules(stack: Stack) -> None:
+    """Put the rules file back as it was before deploy_broken_rule, and reload (a no-op when none was deployed)."""
+    rules = _rules_file(stack)
+    before = rules.parent / f".{rules.name}.before-deploy"
+    if before.exists():
+        rules.write_text(before.read_text())
+        before.unlink()
+        _reload_rules(stack, deployed=False)

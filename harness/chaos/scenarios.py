@@ -8,7 +8,15 @@ import time
 
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
-from harness.chaos.faults import TableLock, accept_writes, migrate_schema, reject_writes, roll_back_schema
+from harness.chaos.faults import (
+    TableLock,
+    accept_writes,
+    deploy_broken_rule,
+    migrate_schema,
+    reject_writes,
+    roll_back_rules,
+    roll_back_schema,
+)
 from harness.config.promises import DEADMAN
 from harness.stack import (
     ALERTMANAGER_PEER_TIMEOUT,
@@ -190,6 +198,16 @@ EXPORTER_DOWN = Scenario(
     # redis_up is absent, never 0, while its exporter is down: RedisDown cannot fire.
     silent=("RedisDown",),
     recovered=('up{job="redis"} == 1',),
+)
+
+BROKEN_RULE = Scenario(
+    name="broken_rule",
+    alert="RuleEvaluationFailures",
+    fault="deploy a rules file whose new recording rule fails on live data (a division by the job's total without "
+          "group_left), and reload Prometheus",
+    inject=deploy_broken_rule,
+    restore=roll_back_rules,
+    traffic=1,  # creates and redirects: two statuses of one job, which the broken rule cannot match one to one
 )
 
 PROMETHEUS_DOWN = Scenario(
@@ -392,7 +410,7 @@ SCENARIOS = {
     for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, POSTGRES_DOWN,
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
                      PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
-                     EXPORTER_DOWN, MAILSINK_DOWN)
+                     EXPORTER_DOWN, BROKEN_RULE, MAILSINK_DOWN)
 }
 
 

@@ -226,6 +226,11 @@ class Stack:
         service = self.instances[instance]
         return self.url(instance) + SERVICES[service].ui.get(self.images[service].flavour, "")
 
+    @property
+    def prometheus_files(self) -> Path:
+        """The stack's copy of observability/prometheus, which every Prometheus of it reads."""
+        return self.workdir / "prometheus"
+
     def link_base(self, service: str) -> str:
         """Where the alerts' links to a service point: the environment's choice, else this stack's address."""
         return self.environ.get(LINKED[service]) or self.url(service)
@@ -292,6 +297,10 @@ class Stack:
         """Start a stopped service again and wait until it is ready."""
         self.running[name].start()
         self.containers[name].readiness.wait_until_ready(self.containers[name])
+
+    def reload_service(self, name: str) -> None:
+        """Have one service re-read its configuration (SIGHUP), as a deploy of new files does."""
+        self.running[name].kill(signal="SIGHUP")
 
     def freeze_service(self, name: str) -> None:
         """Pause one service's processes (`docker pause`): alive, but it answers no one and hears no one."""
@@ -403,7 +412,7 @@ def app(stack: Stack) -> HostContainer:
 
 def prometheus(stack: Stack, instance: str = "prometheus") -> HostContainer:
     rendered = config.render_prometheus(
-        stack.workdir / "prometheus",
+        stack.prometheus_files,
         targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
         alertmanager=stack.address("alertmanager"),
         links=_links(stack),

@@ -88,7 +88,7 @@ def render_ha_prometheus() -> str:
     stack = _stack(ha=True)
     try:
         SERVICES["prometheus"].run(stack, "prometheus")  # renders the configuration into the stack's workdir
-        return HA_PROMETHEUS_HEADER + (stack.workdir / "prometheus" / config.HA_PROMETHEUS).read_text()
+        return HA_PROMETHEUS_HEADER + (stack.prometheus_files / config.HA_PROMETHEUS).read_text()
     finally:
         shutil.rmtree(stack.workdir)
 

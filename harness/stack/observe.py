@@ -42,6 +42,10 @@ class Prometheus:
         """The range vector of a PromQL expression between two Unix times."""
         return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
 
+    def rule_groups(self) -> set[str]:
+        """The names of the rule groups it evaluates (of the first replica that answers)."""
+        return {group["name"] for group in self._get("/api/v1/rules")["groups"]}
+
     def alert_states(self) -> dict[str, str]:
         """Each alert that is pending or firing in any replica that answers, by name (firing wins over pending).
 

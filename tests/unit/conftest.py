@@ -2,8 +2,15 @@
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 
 from shortener import create_app, migrations, shutdown
+
+# Property tests judge answers, not speed: on a shared, noisy machine Hypothesis's default
+# 200 ms deadline per example failed a pure function's test once. Speed is the benchmark's.
+# (Their apps come from fixtures that every example may share: they hold no state between them.)
+settings.register_profile("unit", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.load_profile("unit")
 
 
 class ServerLikeClient(FlaskClient):

@@ -4,7 +4,7 @@ import json
 import string
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shortener import codes, create_app, targets
@@ -23,15 +23,12 @@ good_urls = st.builds(
     paths,
 )
 
-settings.register_profile(
-    "unit", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-settings.load_profile("unit")
 
 
 @given(good_urls)
 def test_well_formed_http_urls_are_accepted(url):
-    assert targets.check_target(url, MAX) == url
+    scheme, rest = url.split(":", 1)
+    assert targets.check_target(url, MAX) == scheme.lower() + ":" + rest  # as the redirect writes it
 
 
 @given(st.text(max_size=300))
