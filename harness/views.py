@@ -31,21 +31,27 @@ TRY_MS = 5000  # one try at one copy: a paused copy (ha_partition) accepts the c
 
 
 def _open(page: Page, stack: Stack, service: str, path: str) -> str:
-    """Open the path of the service's UI on its first copy that loads it (in the HA profile a peer or a replica may
-    be the fault), trying again for PATIENCE seconds; the URL of the copy shown."""
+    """Open the path of the service's UI on its first copy that serves it (in the HA profile a peer or a replica may
+    be the fault), trying again for PATIENCE seconds; the URL of the copy shown.
+
+    A copy being restarted first refuses connections, then answers 503 until it is ready (Prometheus).
+    """
     urls = [stack.ui_url(instance) for instance in stack.instances_of(service)]
     deadline = time.monotonic() + PATIENCE
     while True:
         for url in urls:
             try:
-                page.goto(url + path, timeout=TRY_MS)
-                return url
+                response = page.goto(url + path, timeout=TRY_MS)
             except PlaywrightError as error:
-                failed = error
+                failed: Exception = error
                 if not isinstance(error, PlaywrightTimeoutError):  # refused: Chromium shows its own error page,
                     page.wait_for_load_state()  # whose loading would interrupt the next try
+                continue
+            if response is None or response.ok:
+                return url
+            failed = RuntimeError(f"{url + path} answered {response.status} {response.status_text}")
         if time.monotonic() >= deadline:
-            raise failed  # no copy loads it: the picture says why
+            raise failed  # no copy serves it: the picture says why
         time.sleep(1)
 
 

@@ -29,6 +29,20 @@ def _unused_port() -> int:
         return probe.getsockname()[1]
 
 
+class Starting(http.server.BaseHTTPRequestHandler):
+    """Answers 503 until it is ready, as Prometheus does while it starts."""
+
+    ready_at = 0.0
+
+    def do_GET(self):
+        self.send_response(200 if time.monotonic() >= self.ready_at else 503)
+        self.end_headers()
+        self.wfile.write(b"<h1>alerts</h1>")
+
+    def log_message(self, *_):
+        pass
+
+
 def _serve_later(port: int, after: float) -> http.server.HTTPServer:
     """A page on the port from `after` seconds on: until then, connections are refused."""
     server = http.server.HTTPServer(("127.0.0.1", port), http.server.SimpleHTTPRequestHandler, bind_and_activate=False)
@@ -76,6 +90,19 @@ def test_a_view_waits_for_a_copy_being_restarted_instead_of_showing_connection_r
     try:
         assert views._open(page, Copies(only), "prometheus", "/") == f"http://127.0.0.1:{only}"
         assert RESTART <= time.monotonic() - began < views.PATIENCE
+    finally:
+        page.context.close()
+        server.shutdown()
+
+
+def test_a_view_waits_for_a_copy_that_answers_503_while_it_starts(chromium):
+    Starting.ready_at = time.monotonic() + RESTART
+    server = http.server.HTTPServer(("127.0.0.1", 0), Starting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = chromium.page()
+    try:
+        views._open(page, Copies(server.server_address[1]), "prometheus", "/alerts")
+        assert page.text_content("h1") == "alerts" and time.monotonic() >= Starting.ready_at
     finally:
         page.context.close()
         server.shutdown()
