@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from urllib.parse import quote
 
 from playwright.sync_api import Error as PlaywrightError
@@ -30,11 +31,12 @@ PATIENCE = 15.0
 TRY_MS = 5000  # one try at one copy: a paused copy (ha_partition) accepts the connection and never answers
 
 
-def _open(page: Page, stack: Stack, service: str, path: str) -> str:
-    """Open the path of the service's UI on its first copy that serves it (in the HA profile a peer or a replica may
-    be the fault), trying again for PATIENCE seconds; the URL of the copy shown.
+def _open(page: Page, stack: Stack, service: str, path: str, then: Callable[[Page], object] = lambda page: None) -> str:
+    """Open the path of the service's UI on its first copy that serves it, and do `then` on the page (e.g. open an
+    alert's rule), trying again for PATIENCE seconds; the URL of the copy shown.
 
-    A copy being restarted first refuses connections, then answers 503 until it is ready (Prometheus).
+    In the HA profile a peer or a replica may be the fault. A copy being restarted (prometheus_restart) may serve
+    a page without its rules while it stops, then refuse connections, then answer 503 until it is ready.
     """
     urls = [stack.ui_url(instance) for instance in stack.instances_of(service)]
     deadline = time.monotonic() + PATIENCE
@@ -42,14 +44,14 @@ def _open(page: Page, stack: Stack, service: str, path: str) -> str:
         for url in urls:
             try:
                 response = page.goto(url + path, timeout=TRY_MS)
+                if response is not None and not response.ok:
+                    raise PlaywrightError(f"{url + path} answered {response.status} {response.status_text}")
+                then(page)
+                return url
             except PlaywrightError as error:
-                failed: Exception = error
+                failed = error
                 if not isinstance(error, PlaywrightTimeoutError):  # refused: Chromium shows its own error page,
                     page.wait_for_load_state()  # whose loading would interrupt the next try
-                continue
-            if response is None or response.ok:
-                return url
-            failed = RuntimeError(f"{url + path} answered {response.status} {response.status_text}")
         if time.monotonic() >= deadline:
             raise failed  # no copy serves it: the picture says why
         time.sleep(1)
@@ -67,19 +69,21 @@ def prometheus_rules(page: Page, stack: Stack) -> str:
 
 def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
     """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
-    _open(page, stack, "prometheus", "/alerts")
     if not alert:
+        _open(page, stack, "prometheus", "/alerts")
         firing = sorted(Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus"))).alert_states())
         return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
-    page.get_by_text(alert, exact=True).first.click()  # opens the rule: its expression, labels and active alerts
+    # Opens the rule: its expression, labels and active alerts.
+    _open(page, stack, "prometheus", "/alerts", then=lambda page: page.get_by_text(alert, exact=True).first.click(
+        timeout=TRY_MS))
     return f"Prometheus: {alert} firing"
 
 
 def alertmanager_alerts(page: Page, stack: Stack, alert: str) -> str:
     """Alertmanager listing the alert: its UI where the image has one, else its v2 API."""
     if _flavour(stack, "alertmanager") == "upstream":
-        _open(page, stack, "alertmanager", "/#/alerts?silenced=false&inhibited=false&active=true")
-        page.get_by_text(alert).first.wait_for()
+        _open(page, stack, "alertmanager", "/#/alerts?silenced=false&inhibited=false&active=true",
+              then=lambda page: page.get_by_text(alert).first.wait_for(timeout=TRY_MS))
         return f"Alertmanager: {alert} active"
     _open(page, stack, "alertmanager", "/api/v2/alerts?filter=" + quote(f'alertname="{alert}"'))
     _indent_json(page)
@@ -88,8 +92,8 @@ def alertmanager_alerts(page: Page, stack: Stack, alert: str) -> str:
 
 def alertmanager_status(page: Page, stack: Stack) -> str:
     if _flavour(stack, "alertmanager") == "upstream":
-        _open(page, stack, "alertmanager", "/#/status")
-        page.get_by_text("Config").first.wait_for()
+        _open(page, stack, "alertmanager", "/#/status",
+              then=lambda page: page.get_by_text("Config").first.wait_for(timeout=TRY_MS))
         return "Alertmanager: status and configuration"
     _open(page, stack, "alertmanager", "/api/v2/status")
     # The configuration it runs is one string of YAML in the answer: shown as its lines, after the rest.

@@ -5,6 +5,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from harness import views
 
 RESTART = 2.0  # seconds the only copy is away, as Prometheus is in prometheus_restart
@@ -29,15 +31,18 @@ def _unused_port() -> int:
         return probe.getsockname()[1]
 
 
-class Starting(http.server.BaseHTTPRequestHandler):
-    """Answers 503 until it is ready, as Prometheus does while it starts."""
+class Restarting(http.server.BaseHTTPRequestHandler):
+    """Until it is ready, a copy being restarted answers `early`: 503 (Prometheus starting), or a page without
+    its rules (Prometheus stopping); then the alerts page with the rule."""
 
     ready_at = 0.0
+    early = (503, b"Service Unavailable")
 
     def do_GET(self):
-        self.send_response(200 if time.monotonic() >= self.ready_at else 503)
+        status, body = (200, b"<h1>alerts</h1><p>ServiceDown</p>") if time.monotonic() >= self.ready_at else self.early
+        self.send_response(status)
         self.end_headers()
-        self.wfile.write(b"<h1>alerts</h1>")
+        self.wfile.write(body)
 
     def log_message(self, *_):
         pass
@@ -95,14 +100,17 @@ def test_a_view_waits_for_a_copy_being_restarted_instead_of_showing_connection_r
         server.shutdown()
 
 
-def test_a_view_waits_for_a_copy_that_answers_503_while_it_starts(chromium):
-    Starting.ready_at = time.monotonic() + RESTART
-    server = http.server.HTTPServer(("127.0.0.1", 0), Starting)
+@pytest.mark.parametrize("early", [(503, b"Service Unavailable"), (200, b"<h1>alerts</h1>")],
+                         ids=["503 while it starts", "no rules while it stops"])
+def test_a_view_waits_for_a_restarted_copy_to_show_the_alert(chromium, early):
+    Restarting.ready_at, Restarting.early = time.monotonic() + RESTART, early
+    server = http.server.HTTPServer(("127.0.0.1", 0), Restarting)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     page = chromium.page()
     try:
-        views._open(page, Copies(server.server_address[1]), "prometheus", "/alerts")
-        assert page.text_content("h1") == "alerts" and time.monotonic() >= Starting.ready_at
+        views._open(page, Copies(server.server_address[1]), "prometheus", "/alerts",
+                    then=lambda page: page.get_by_text("ServiceDown", exact=True).click(timeout=views.TRY_MS))
+        assert time.monotonic() >= Restarting.ready_at
     finally:
         page.context.close()
         server.shutdown()
