@@ -154,11 +154,8 @@ def check_target(url: object, max_length: int, own_hosts: frozenset[str] = froze
     if host in own_hosts:
         raise invalid("The URL points at this shortener; that would be a redirect loop.")
     netloc = (_to_ascii(userinfo) + "@" if userinfo else "") + host + (f":{port}" if port is not None else "")
-    # Already canonical, kept exactly as given: nothing to encode, and nothing the redirect writes
-    # otherwise (it lowercases the scheme and leaves out an empty port, query or fragment, as
-    # urlunsplit does).
-    if netloc == parts.netloc and quote(url, safe=_URI_SAFE) == url and urlunsplit(parts) == url:
-        return url
+    # As the redirect writes it: the scheme lowercased, no empty port, query or fragment (urlunsplit
+    # leaves them out). A URL already in this form comes back exactly as given.
     canonical = urlunsplit(
         (parts.scheme, netloc, _to_ascii(parts.path), _to_ascii(parts.query), _to_ascii(parts.fragment))
     )
