@@ -80,7 +80,7 @@ def prometheus_alerts(page: Page, stack: Stack, alert: str = "") -> str:
     """Prometheus's alerts page, with the alert's rule opened (none: what is firing, e.g. nothing but the Watchdog)."""
     if not alert:
         _open(page, stack, "prometheus", "/alerts")
-        firing = sorted(Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus"))).alert_states())
+        firing = sorted(Prometheus(*stack.urls_of("prometheus")).alert_states())
         return f"Prometheus: firing or pending: {', '.join(firing) or 'nothing'}"
     # Opens the rule: its expression, labels and active alerts.
     _open(page, stack, "prometheus", "/alerts", then=lambda page: page.get_by_text(alert, exact=True).first.click(

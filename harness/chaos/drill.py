@@ -109,8 +109,8 @@ class Drill:
     def __init__(self, stack: Stack):
         self.stack = stack
         # Every replica and peer: when one is the fault, the others answer.
-        self.prometheus = Prometheus(*(stack.url(replica) for replica in stack.instances_of("prometheus")))
-        self.alertmanager = Alertmanager(*(stack.url(peer) for peer in stack.instances_of("alertmanager")))
+        self.prometheus = Prometheus(*stack.urls_of("prometheus"))
+        self.alertmanager = Alertmanager(*stack.urls_of("alertmanager"))
         self.inbox = stack.inbox
 
     def run(self, scenario: Scenario, run: int = 1) -> Record:

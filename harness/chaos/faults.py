@@ -9,7 +9,7 @@ import psycopg
 import yaml
 
 from harness import config
-from harness.stack import Stack
+from harness.stack import Stack, render_prometheus_files
 from harness.stack.observe import Prometheus
 from harness.waiting import wait_until
 
@@ -130,16 +130,13 @@ def deploy_broken_rule(stack: Stack) -> None:
     rules = _rules_file(stack)
     shipped = yaml.safe_load(rules.read_text())
     shipped["groups"].append({"name": BROKEN_GROUP, "rules": [_BROKEN_RULE]})
-    (rules.parent / f".{rules.name}.before-deploy").write_text(rules.read_text())
     rules.write_text(yaml.safe_dump(shipped, sort_keys=False))
     _reload_rules(stack, deployed=True)
 
 
 def roll_back_rules(stack: Stack) -> None:
-    """Put the rules file back as it was before deploy_broken_rule, and reload (a no-op when none was deployed)."""
-    rules = _rules_file(stack)
-    before = rules.parent / f".{rules.name}.before-deploy"
-    if before.exists():
-        rules.write_text(before.read_text())
-        before.unlink()
+    """Deploy the committed rules again, and reload (a no-op when no broken rule was deployed)."""
+    deployed = yaml.safe_load(_rules_file(stack).read_text())["groups"]
+    if any(group["name"] == BROKEN_GROUP for group in deployed):
+        render_prometheus_files(stack)
         _reload_rules(stack, deployed=False)

@@ -123,8 +123,9 @@ class Record:
     @property
     def delivered(self) -> str:
         """Which delivery promise the alert's emails kept, in words: exactly-once, at-least-once (with its duplicates)."""
-        if self.email_s is None or self.resolved_email_s is None:
-            return "neither exactly-once nor at-least-once: an email is missing"
+        # A promise without a resolved time awaits no resolved email (see violations).
+        if self.email_s is None or (self.resolved_email_s is None and self.resolved_promise_s is not None):
+            return "neither exactly-once nor at-least-once: an awaited email is missing"
         if not self.duplicates:
             return "exactly-once held"
         extra = ", ".join(f"{count} duplicate {status}" for status, count in sorted(self.duplicates.items()))

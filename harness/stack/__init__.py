@@ -221,6 +221,10 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://{self.address(service)}"
 
+    def urls_of(self, service: str) -> list[str]:
+        """Where each running copy of a service answers."""
+        return [self.url(instance) for instance in self.instances_of(service)]
+
     def ui_url(self, instance: str) -> str:
         """Where an instance serves its pages for people: its address and the path its image set puts the UI under."""
         service = self.instances[instance]
@@ -410,8 +414,9 @@ def app(stack: Stack) -> HostContainer:
     return container
 
 
-def prometheus(stack: Stack, instance: str = "prometheus") -> HostContainer:
-    rendered = config.render_prometheus(
+def render_prometheus_files(stack: Stack) -> Path:
+    """Write the committed Prometheus files, pointed at this stack, where every Prometheus of it reads them."""
+    return config.render_prometheus(
         stack.prometheus_files,
         targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
         alertmanager=stack.address("alertmanager"),
@@ -420,9 +425,12 @@ def prometheus(stack: Stack, instance: str = "prometheus") -> HostContainer:
         peers=[stack.address(peer) for peer in stack.instances_of("alertmanager")] if stack.ha else None,
         peer_timeout=PROMETHEUS_ALERTMANAGER_TIMEOUT,
     )
+
+
+def prometheus(stack: Stack, instance: str = "prometheus") -> HostContainer:
     container = (
         _container(stack, "prometheus", instance=instance)
-        .with_volume_mapping(str(rendered), "/etc/prometheus", "ro")
+        .with_volume_mapping(str(render_prometheus_files(stack)), "/etc/prometheus", "ro")
         .with_command(prometheus_command(stack, instance))
         # Ready means it has found its Alertmanager: alerts it fires before that are dropped.
         .ready_when(_ready_http(stack.ports[instance], "/api/v1/alertmanagers")

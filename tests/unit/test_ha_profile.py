@@ -178,5 +178,8 @@ def test_an_at_least_once_promise_counts_duplicates_and_an_exactly_once_one_fail
     missing = _record(delivery="at-least-once", resolved_email_s=None, emails=twice[:2])
     assert "no resolved email arrived" in missing.violations()
     assert missing.delivered.startswith("neither")
+    unawaited = _record(resolved_promise_s=None, resolved_email_s=None, emails=twice[:1])
+    assert unawaited.violations() == []
+    assert unawaited.delivered == "exactly-once held"
     other = _record(delivery="at-least-once", emails=twice + [_email("WARNING: HighLatency firing (1)", 80.0)] * 2)
     assert any(re.search("unexpected email", v) for v in other.violations())
