@@ -35,6 +35,11 @@ RESEND = config.seconds(PROMETHEUS_RESEND_DELAY) + config.alert("ServiceDown").e
 MAIL_OUTAGE = 10.0
 ALERTMANAGER_RETRY_SLACK = 15.0
 
+# A deployed rule group fails at its first evaluation, up to an evaluation interval after the reload; when
+# its failure counter's first scrape already counts a failure, increase() needs the scrape after that.
+_RULE_FAILURES = config.alert("RuleEvaluationFailures")
+FIRST_FAILURE = max(_RULE_FAILURES.evaluation_interval, _RULE_FAILURES.scrape_interval)
+
 # Alerts that an error burst moves along with it: the error budget burns.
 BUDGET_BURN = ("ErrorBudgetBurnFast", "ErrorBudgetBurnSlow")
 
@@ -207,6 +212,8 @@ BROKEN_RULE = Scenario(
           "group_left), and reload Prometheus",
     inject=deploy_broken_rule,
     restore=roll_back_rules,
+    extra_delay=FIRST_FAILURE,
+    extra_delay_why="the deployed group's first failing evaluation, or the scrape after its counter's first",
     traffic=1,  # creates and redirects: two statuses of one job, which the broken rule cannot match one to one
 )
 

@@ -128,6 +128,7 @@ def _ranges(expr: str) -> list[float]:
     return found
 
 
+_ANY_CHANGE = re.compile(r"^[^>]*\b(increase|rate)\([^>]*\)\s*>\s*0$")
 _OR, _AND = re.compile(r"\)\s*or\s*\("), re.compile(r"\s+and\s+")
 _TERM = re.compile(r"^\(?\s*([a-zA-Z_:][\w:]*)\{[^}]*\}\s*>\s*\(?\s*([\d.]+)\s*\*\s*([\d.]+)\s*\)?\s*\)?$")
 
@@ -136,7 +137,8 @@ def windows(expr: str) -> tuple[float, float]:
     """How long a fault must last before the expression can cross its threshold, and how long it can stay over it after.
 
     One threshold on a range (rate(...[1m]) > x, or a recording rule of one): that range must
-    fill with the fault, and drain of it again. A multiwindow burn-rate alert, an `or` of
+    fill with the fault, and drain of it again; a threshold of 0 on an increase or a rate is
+    crossed by the first change the range holds, which needs no filling. A multiwindow burn-rate alert, an `or` of
     `and`s of error ratios over windows W against thresholds t (the SRE Workbook's shape):
     when every request fails, a window that was full of good requests crosses t after t * W,
     a branch fires when its slowest window has, the alert with its soonest branch; it resolves
@@ -144,7 +146,7 @@ def windows(expr: str) -> tuple[float, float]:
     """
     if " and " not in expr:  # one threshold, or an `or` of thresholds: the longest range
         window = max(_ranges(expr), default=0.0)
-        return window, window
+        return (0.0 if _ANY_CHANGE.search(expr) else window), window
     branches = []
     for branch in _OR.split(expr.strip()):
         terms = []

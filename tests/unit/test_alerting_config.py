@@ -56,6 +56,13 @@ def test_a_windowed_alert_waits_for_its_window_to_fill():
     assert (spec.receiver, spec.recipient) == ("team-email", "team@shortener.example")
 
 
+def test_a_threshold_of_zero_on_an_increase_is_crossed_by_the_first_change_without_filling_its_window():
+    spec = config.alert("RuleEvaluationFailures")
+    assert (spec.window_s, spec.drain_s, spec.for_s, spec.group_wait) == (0, 120, 0, 10)
+    assert spec.bound == 15 + 15 + 10 + config.DELIVERY_SLACK
+    assert spec.resolved_bound == 120 + 15 + 15 + spec.group_interval + config.DELIVERY_SLACK
+
+
 def test_every_alert_rule_carries_a_promise_and_every_promise_an_alert_rule():
     assert sorted(promises.alerts()) == sorted(config.alert_names())
 
