@@ -205,6 +205,17 @@ EXPORTER_DOWN = Scenario(
     recovered=('up{job="redis"} == 1',),
 )
 
+DEADMAN_DOWN = Scenario(
+    name="deadman_down",
+    alert="DeadMansSwitchDown",
+    fault="stop the dead man's switch's container: the Watchdog heartbeat reaches no one",
+    inject=_stop("deadman"),
+    restore=_start("deadman"),
+    # The heartbeat's webhook fails meanwhile: attempts of another integration than email.
+    silent=("AlertmanagerEmailFailing",),
+    recovered=('up{job="deadman"} == 1',),
+)
+
 BROKEN_RULE = Scenario(
     name="broken_rule",
     alert="RuleEvaluationFailures",
@@ -417,7 +428,7 @@ SCENARIOS = {
     for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, POSTGRES_DOWN,
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
                      PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
-                     EXPORTER_DOWN, BROKEN_RULE, MAILSINK_DOWN)
+                     EXPORTER_DOWN, DEADMAN_DOWN, BROKEN_RULE, MAILSINK_DOWN)
 }
 
 

@@ -295,6 +295,7 @@ def test_the_switchs_email_when_prometheus_stops_keeps_its_promise():
     ("AlertmanagerEmailFailing", "the dead man's switch, not Alertmanager's email"),
     ("PrometheusCannotReachAlertmanager", "Alertmanager's email, once Prometheus reaches it again"),
     ("ExporterDown", "Alertmanager's email"),
+    ("DeadMansSwitchDown", "Alertmanager's email, not the switch it is about"),
     ("RuleEvaluationFailures", "Alertmanager's email"),
 ])
 def test_each_meta_alert_goes_by_a_path_that_does_not_depend_on_what_failed(alert, path):
