@@ -202,7 +202,7 @@ class Drill:
                 record.proof_growth = self._proof(scenario.proof, default=proof_before) - proof_before
             restored_at = self._restore(scenario, record, traffic, fault_at)
             restored = True
-            if record.resolved_promise_s is None:
+            if not record.awaits_resolved:
                 say(f"drill {scenario.name}: {record.alert} promises no resolved email by a time: not waiting for it")
             elif record.email_s is not None:  # no firing email, no resolved one to wait for
                 self._watch(record, self._watch_resolved(record, fault_at, restored_at, arrivals),

@@ -121,10 +121,15 @@ class Record:
         return {status: count - 1 for status, count in counts.items() if count > 1}
 
     @property
+    def awaits_resolved(self) -> bool:
+        """Whether a resolved email is awaited: a promise without a resolved time (a burn, whose long windows drain
+        for hours) awaits none."""
+        return self.resolved_promise_s is not None
+
+    @property
     def delivered(self) -> str:
         """Which delivery promise the alert's emails kept, in words: exactly-once, at-least-once (with its duplicates)."""
-        # A promise without a resolved time awaits no resolved email (see violations).
-        if self.email_s is None or (self.resolved_email_s is None and self.resolved_promise_s is not None):
+        if self.email_s is None or (self.resolved_email_s is None and self.awaits_resolved):
             return "neither exactly-once nor at-least-once: an awaited email is missing"
         if not self.duplicates:
             return "exactly-once held"
@@ -225,8 +230,7 @@ class Record:
                 broken.append(f"email after {self.email_s:.0f} s: later than the bound {self.bound_s:.0f} s")
             if self.email_s > self.promise_s:
                 broken.append(f"email after {self.email_s:.0f} s: later than the promise {self.promise_s:.0f} s")
-        # A promise without a resolved time (a burn, whose long windows drain for hours) awaits no resolved email.
-        if self.resolved_promise_s is None:
+        if not self.awaits_resolved:
             return broken
         if self.resolved_email_s is None:
             broken.append("no resolved email arrived")
