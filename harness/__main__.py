@@ -51,7 +51,7 @@ def up(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with stack:
         print("\n".join(summary(stack, unavailable, args.traffic)), flush=True)
-        traffic = Traffic(stack.url("app")).start() if args.traffic else None
+        traffic = Traffic(stack.url("frontdoor")).start() if args.traffic else None
         try:
             while True:  # until Ctrl-C, or until `make down` removes the containers
                 time.sleep(2)
@@ -102,11 +102,11 @@ def summary(stack: Stack, unavailable: dict[str, str], traffic: bool) -> list[st
     lines += [f"{_enumerate(sorted(titles))}: not started: {why}" for why, titles in by_reason.items()]
     lines.append("")
     if traffic:
-        lines.append(f"Background traffic: {CLIENTS} clients create and follow links on {stack.url('app')} "
+        lines.append(f"Background traffic: {CLIENTS} clients create and follow links on {stack.url('frontdoor')} "
                      "until the stack stops.")
     else:
         lines.append('Try: curl -s -XPOST -H "Content-Type: application/json" '
-                     f"-d '{{\"url\": \"https://example.org\"}}' {stack.url('app')}/shorten"
+                     f"-d '{{\"url\": \"https://example.org\"}}' {stack.url('frontdoor')}/shorten"
                      "   (or `make up TRAFFIC=1` for background traffic)")
     lines.append("Ctrl-C or `make down` stops it.")
     return lines
@@ -258,7 +258,7 @@ def shoot(_args) -> int:
     stack = _running_up_stack()
     if stack:
         _, unavailable = plan()
-        print(f"on the running `make up` stack ({stack.url('app')})", flush=True)
+        print(f"on the running `make up` stack ({stack.url('frontdoor')})", flush=True)
     else:
         services, unavailable = plan()
         stack = Stack(services=services)

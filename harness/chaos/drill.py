@@ -130,7 +130,7 @@ class Drill:
         views = (QUIET if scenario.quiet else SWITCH if scenario.alert == promises.DEADMAN
                  else MAILED if record.mailed else HEARTBEAT)
         self.camera = Camera(self.stack, record.name, views)
-        traffic = (Traffic(self.stack.url("app"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
+        traffic = (Traffic(self.stack.url("frontdoor"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
                    if scenario.traffic else None)
         try:
             if scenario.quiet:

@@ -76,6 +76,17 @@ SERVICE_DOWN = Scenario(
     recovered=APP_UP,
 )
 
+FRONTDOOR_DOWN = Scenario(
+    name="frontdoor_down",
+    alert="ShortenerUnreachable",
+    fault="stop the front door's container (nginx): users are refused, Gunicorn itself still answers Prometheus",
+    inject=_stop("frontdoor"),
+    restore=_start("frontdoor"),
+    # Prometheus scrapes Gunicorn directly: what it sees of the app is fine.
+    silent=("ServiceDown",),
+    recovered=('probe_success{job="probe"} == 1',),
+)
+
 POSTGRES_DOWN = Scenario(
     name="postgres_down",
     alert="PostgresDown",
@@ -427,7 +438,7 @@ SCENARIOS = {
     # Longest first: side by side, the set ends soonest.
     for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, POSTGRES_DOWN,
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
-                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN,
+                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN, FRONTDOOR_DOWN,
                      EXPORTER_DOWN, DEADMAN_DOWN, BROKEN_RULE, MAILSINK_DOWN)
 }
 

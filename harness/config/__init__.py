@@ -9,6 +9,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -17,6 +18,8 @@ PROMETHEUS_DIR = ROOT / "observability" / "prometheus"
 ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
 GRAFANA_DIR = ROOT / "observability" / "grafana"
 LOKI_DIR = ROOT / "observability" / "loki"
+BLACKBOX_DIR = ROOT / "observability" / "blackbox"
+FRONTDOOR_DIR = ROOT / "frontdoor"  # the nginx in front of Gunicorn
 # The rules' promtool tests (simulated time) beside them.
 RULE_TESTS_GLOB = "*_test.yml"
 # The routes and inhibitions as tested (amtool and a live Alertmanager), beside the configuration.
@@ -288,10 +291,11 @@ REPLICA_LABEL = "replica"
 REPLICA_VARIABLE = "PROMETHEUS_REPLICA"  # each replica's value of the label, from its environment
 
 
-def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str, links: dict[str, str],
-                      peers: list[str] | None = None, peer_timeout: str = "10s") -> Path:
+def render_prometheus(dest: Path, targets: dict[str, str], readdress: Callable[[str], str], alertmanager: str,
+                      links: dict[str, str], peers: list[str] | None = None, peer_timeout: str = "10s") -> Path:
     """Copy the committed Prometheus files to dest, pointing each job, the Alertmanager and the alerts' links at the stack.
 
+    readdress points a committed URL at the stack (a probe's target: the address it probes).
     links maps each base URL the committed annotations name (the usual address of a service)
     to the one this stack's on-call should click. With peers (the HA profile), also the
     replicas' file, HA_PROMETHEUS, sending to every peer.
@@ -308,6 +312,8 @@ def render_prometheus(dest: Path, targets: dict[str, str], alertmanager: str, li
         if job not in targets:
             raise ConfigMismatch(f"prometheus.yml scrapes job {job!r}, but no service of the stack is scraped as {job!r}")
         scrape_config["static_configs"] = [{"targets": [targets[job]]}]
+        if "target" in scrape_config.get("params", {}):
+            scrape_config["params"]["target"] = [readdress(url) for url in scrape_config["params"]["target"]]
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     (dest / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     if peers:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import socket
 import tempfile
@@ -221,6 +222,10 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://{self.address(service)}"
 
+    def readdress(self, text: str) -> str:
+        """A committed file's text with each usual 127.0.0.1 address replaced by this stack's address of that listener."""
+        return _ADDRESS.sub(lambda found: self.address(USUAL_LISTENERS[int(found[1])]), text)
+
     def urls_of(self, service: str) -> list[str]:
         """Where each running copy of a service answers."""
         return [self.url(instance) for instance in self.instances_of(service)]
@@ -406,6 +411,10 @@ def app(stack: Stack) -> HostContainer:
             # (it must fail open without Redis) but above what that client sends.
             SHORTENER_CREATE_LIMIT=stack.environ.get("SHORTENER_CREATE_LIMIT", CREATE_LIMIT),
             SHORTENER_ADMIN_KEYS=stack.admin_key,
+            # Users reach it through the front door: short links name the door, and the client
+            # address is the one hop the door passes (X-Forwarded-For).
+            PUBLIC_BASE_URL=stack.url("frontdoor"),
+            SHORTENER_TRUSTED_PROXY_HOPS="1",
         )
         .ready_when(_ready_http(port, "/health/ready"))
     )
@@ -419,6 +428,7 @@ def render_prometheus_files(stack: Stack) -> Path:
     return config.render_prometheus(
         stack.prometheus_files,
         targets={service.scrape_job: stack.address(name) for name, service in SERVICES.items() if service.scrape_job},
+        readdress=stack.readdress,
         alertmanager=stack.address("alertmanager"),
         links=_links(stack),
         # The HA profile's replicas read a second file: every peer, and their own replica label.
@@ -537,6 +547,41 @@ def _relinked(url: str, links: dict[str, str]) -> str:
         if url.startswith(committed + "/"):
             return actual.rstrip("/") + url[len(committed):]
     return url
+
+
+def frontdoor(stack: Stack) -> HostContainer:
+    """nginx in front of Gunicorn, on the usual HTTP port: what users, drills and benchmarks talk to."""
+    rendered = stack.workdir / "frontdoor"
+    rendered.mkdir(exist_ok=True)
+    (rendered / "nginx.conf").write_text(stack.readdress((config.FRONTDOOR_DIR / "nginx.conf").read_text()))
+    return (
+        _container(stack, "frontdoor")
+        .with_volume_mapping(str(rendered), "/etc/frontdoor", "ro")
+        .with_command(["nginx", "-c", "/etc/frontdoor/nginx.conf", "-g", "daemon off;"])
+        # Ready when it passes a request through to a worker: the app is started before it.
+        .ready_when(_ready_http(stack.ports["frontdoor"], "/health"))
+    )
+
+
+def frontdoor_exporter(stack: Stack) -> HostContainer:
+    """nginx's connection and request counters (stub_status) as metrics."""
+    return (
+        _container(stack, "frontdoor-exporter")
+        .with_command([f"-nginx.scrape-uri={stack.url('frontdoor-status')}/stub_status",
+                       f"-web.listen-address={stack.address('frontdoor-exporter')}"])
+        .ready_when(_ready_http(stack.ports["frontdoor-exporter"], "/metrics"))
+    )
+
+
+def probe(stack: Stack) -> HostContainer:
+    """The blackbox exporter: Prometheus asks it to probe the front door as a user would."""
+    return (
+        _container(stack, "probe")
+        .with_volume_mapping(str(config.BLACKBOX_DIR), "/etc/blackbox_exporter", "ro")
+        .with_command(["--config.file=/etc/blackbox_exporter/blackbox.yml",
+                       f"--web.listen-address={stack.address('probe')}"])
+        .ready_when(_ready_http(stack.ports["probe"], "/metrics"))
+    )
 
 
 def redis_exporter(stack: Stack) -> HostContainer:
@@ -675,8 +720,14 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     Service("redis", redis, {"redis": 6379}),
     # The UI and query API; and the OTLP/HTTP receiver, where the app sends its spans.
     Service("jaeger", jaeger, {"jaeger": 16686, "otlp": 4318}, links=(("Jaeger", ""),), demo=True),
-    Service("app", app, {"app": 5000}, scrape_job="app",
-            links=(("app", ""), ("app readiness", "/health/ready"), ("app metrics", "/metrics"))),
+    # Gunicorn, behind the front door: Prometheus scrapes it directly (is a worker reachable?),
+    # users never do.
+    Service("app", app, {"app": 5000}, scrape_job="app", links=(("app metrics", "/metrics"),)),
+    # The front door users reach (nginx); its counters on a port of their own.
+    Service("frontdoor", frontdoor, {"frontdoor": 80, "frontdoor-status": 8081},
+            links=(("shortener", ""), ("shortener readiness", "/health/ready"))),
+    Service("frontdoor-exporter", frontdoor_exporter, {"frontdoor-exporter": 9113}, scrape_job="frontdoor"),
+    Service("probe", probe, {"probe": 9115}, scrape_job="probe"),
     Service("redis-exporter", redis_exporter, {"redis-exporter": 9121}, scrape_job="redis"),
     Service("postgres-exporter", postgres_exporter, {"postgres-exporter": 9187}, scrape_job="postgres"),
     Service("mailsink", mailsink, {"mailsink": 8025, "smtp": 1025}, links=(("mail UI", ""),)),
@@ -699,6 +750,8 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
 # variable that points them elsewhere (a runbooks site, a shared Grafana).
 LINKED = {"runbooks": "SHORTENER_RUNBOOKS_URL", "grafana": "SHORTENER_GRAFANA_URL"}
 USUAL_PORTS = {listener: port for service in SERVICES.values() for listener, port in service.ports.items()}
+USUAL_LISTENERS = {port: listener for listener, port in USUAL_PORTS.items()}
+_ADDRESS = re.compile(r"127\.0\.0\.1:(" + "|".join(map(str, USUAL_LISTENERS)) + r")\b")
 
 
 def usual_ports_of(ha: bool) -> dict[str, int]:

@@ -26,7 +26,8 @@ ENVIRONMENT = {
 }
 
 # The folders the stack renders its configurations into, and the committed ones compose mounts instead.
-RENDERED = {"prometheus": config.PROMETHEUS_DIR, "alertmanager": config.ALERTMANAGER_DIR}
+RENDERED = {"prometheus": config.PROMETHEUS_DIR, "alertmanager": config.ALERTMANAGER_DIR,
+            "frontdoor": config.FRONTDOOR_DIR}
 
 APP_IMAGE = "shortener-app:compose"
 

@@ -50,7 +50,7 @@ def outage(stack):
     """Traffic, then Postgres stopped until every panel query has data (or the wait ends); undone after the module."""
     prometheus = Prometheus(stack.url("prometheus"))
     queries = dashboard.prometheus_queries(dashboard.load())
-    traffic = Traffic(stack.url("app")).start()
+    traffic = Traffic(stack.url("frontdoor")).start()
     stopped = False
     try:
         wait_until(f"{WARM_LINKS} links created", lambda: traffic.statuses(0).get("201", 0),

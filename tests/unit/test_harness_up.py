@@ -111,7 +111,7 @@ def test_up_with_traffic_says_so(image_set, planned_stack):
     image_set("local", registry=False)
     stack, unavailable = planned_stack("local")
     with_traffic = cli.summary(stack, unavailable, traffic=True)
-    assert f"Background traffic: 2 clients create and follow links on {stack.url('app')} until the stack stops." \
+    assert f"Background traffic: 2 clients create and follow links on {stack.url('frontdoor')} until the stack stops." \
         in with_traffic
     assert not any(line.startswith("Background traffic") for line in cli.summary(stack, unavailable, traffic=False))
 
