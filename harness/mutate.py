@@ -204,20 +204,23 @@ def _rule_mutants() -> list[Mutant]:
         concerns = [("alert rule", name)]
         for number in numbers:
             line = lines[number - 1]
-            for match in _COMPARISON.finditer(line):
+            matches = list(_COMPARISON.finditer(line))
+            for position, match in enumerate(matches, 1):
                 op, space, value = match.groups()
                 at = match.start(), match.end()
+                # Two comparisons on one line (an alert `unless` its cause) are two mistakes.
+                which = f" (comparison {position} of its line)" if len(matches) > 1 else ""
 
                 def edit(text: str, line=line, at=at) -> str:
                     return line[:at[0]] + text + line[at[1]:]
 
                 bigger = "1" if float(value) == 0 else f"{float(value) * 10:g}"
-                found.append(_change("threshold", f"{name}: threshold {value} -> {bigger}", RULES, lines, number,
+                found.append(_change("threshold", f"{name}: threshold {value} -> {bigger}{which}", RULES, lines, number,
                                      edit(f"{op}{space}{bigger}"), concerns))
-                found.append(_change("comparison", f"{name}: {op} {value} -> {_INVERSE[op]} {value}", RULES, lines,
+                found.append(_change("comparison", f"{name}: {op} {value} -> {_INVERSE[op]} {value}{which}", RULES, lines,
                                      number, edit(f"{_INVERSE[op]}{space}{value}"), concerns))
                 if op in (">", "<") and float(value) != 0:
-                    boundary = _change("comparison", f"{name}: {op} {value} -> {op}= {value} (the boundary)", RULES,
+                    boundary = _change("comparison", f"{name}: {op} {value} -> {op}= {value} (the boundary){which}", RULES,
                                        lines, number, edit(f"{op}={space}{value}"), concerns)
                     if re.match(r"\s*\*", line[match.end():]):
                         boundary.equivalent = ON_A_BURN_THRESHOLD
