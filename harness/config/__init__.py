@@ -19,6 +19,7 @@ ALERTMANAGER_DIR = ROOT / "observability" / "alertmanager"
 GRAFANA_DIR = ROOT / "observability" / "grafana"
 LOKI_DIR = ROOT / "observability" / "loki"
 BLACKBOX_DIR = ROOT / "observability" / "blackbox"
+MTAIL_DIR = ROOT / "observability" / "mtail"
 FRONTDOOR_DIR = ROOT / "frontdoor"  # the nginx in front of Gunicorn
 # The rules' promtool tests (simulated time) beside them.
 RULE_TESTS_GLOB = "*_test.yml"

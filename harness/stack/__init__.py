@@ -573,6 +573,17 @@ def frontdoor_exporter(stack: Stack) -> HostContainer:
     )
 
 
+def frontdoor_log(stack: Stack) -> HostContainer:
+    """mtail: counts every answer of the front door from its access log (nginx sends it over syslog)."""
+    return (
+        _container(stack, "frontdoor-log")
+        .with_volume_mapping(str(config.MTAIL_DIR), "/etc/mtail", "ro")
+        .with_command(["--progs=/etc/mtail", f"--logs=udp://{stack.address('frontdoor-syslog')}",
+                       "--address=127.0.0.1", f"--port={stack.ports['frontdoor-log']}"])
+        .ready_when(_ready_http(stack.ports["frontdoor-log"], "/metrics"))
+    )
+
+
 def probe(stack: Stack) -> HostContainer:
     """The blackbox exporter: Prometheus asks it to probe the front door as a user would."""
     return (
@@ -723,6 +734,8 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     # Gunicorn, behind the front door: Prometheus scrapes it directly (is a worker reachable?),
     # users never do.
     Service("app", app, {"app": 5000}, scrape_job="app", links=(("app metrics", "/metrics"),)),
+    # The front door's access log, counted (before the door: no answer goes uncounted).
+    Service("frontdoor-log", frontdoor_log, {"frontdoor-log": 3903, "frontdoor-syslog": 9514}, scrape_job="frontdoor-log"),
     # The front door users reach (nginx); its counters on a port of their own.
     Service("frontdoor", frontdoor, {"frontdoor": 80, "frontdoor-status": 8081},
             links=(("shortener", ""), ("shortener readiness", "/health/ready"))),

@@ -183,7 +183,7 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
         tmp_path / "prometheus",
         targets={"app": "127.0.0.1:1111", "redis": "127.0.0.1:4444", "postgres": "127.0.0.1:5555",
                  "prometheus": "127.0.0.1:2222", "alertmanager": "127.0.0.1:3333", "deadman": "127.0.0.1:6666",
-                 "frontdoor": "127.0.0.1:8888", "probe": "127.0.0.1:9999"},
+                 "frontdoor": "127.0.0.1:8888", "frontdoor-log": "127.0.0.1:7070", "probe": "127.0.0.1:9999"},
         readdress=lambda text: text.replace("127.0.0.1:80/", "127.0.0.1:8080/"),
         alertmanager="127.0.0.1:3333",
         links={"http://127.0.0.1:8088": "https://runbooks.example.org/", "http://127.0.0.1:3000": "http://127.0.0.1:7777"},
@@ -192,7 +192,8 @@ def test_rendering_changes_addresses_and_nothing_else(tmp_path):
     result = config.load(rendered / "prometheus.yml")
     assert [c["static_configs"] for c in result["scrape_configs"]] == [
         [{"targets": [address]}] for address in ("127.0.0.1:1111", "127.0.0.1:4444", "127.0.0.1:5555", "127.0.0.1:2222",
-                                                 "127.0.0.1:3333", "127.0.0.1:6666", "127.0.0.1:8888", "127.0.0.1:9999")
+                                                 "127.0.0.1:3333", "127.0.0.1:6666", "127.0.0.1:8888", "127.0.0.1:7070",
+                                                 "127.0.0.1:9999")
     ]
     # The probe's target is an address too: the front door of this stack.
     probe = next(c for c in result["scrape_configs"] if c["job_name"] == "probe")

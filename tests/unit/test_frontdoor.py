@@ -81,4 +81,53 @@ def test_the_committed_file_is_run_with_only_this_stacks_addresses(shortener):
     committed = (config.FRONTDOOR_DIR / "nginx.conf").read_text()
     assert rendered == (committed.replace("127.0.0.1:5000", shortener.address("app"))
                         .replace("127.0.0.1:8081", shortener.address("frontdoor-status"))
+                        .replace("127.0.0.1:9514", shortener.address("frontdoor-syslog"))
                         .replace("127.0.0.1:80 ", shortener.address("frontdoor") + " "))
+
+
+def _answers_of_the_door(stack: Stack) -> dict[tuple[str, str], float]:
+    """The front door's answers so far, by (status, answered_by), as its log exporter counts them."""
+    counts = {}
+    for line in requests.get(stack.url("frontdoor-log") + "/metrics", timeout=ANSWER_WITHIN).text.splitlines():
+        if line.startswith("frontdoor_responses_total{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+            counts[labels["status"].strip('"'), labels["answered_by"].strip('"')] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def _counted(stack: Stack, before: dict, expected: dict, within: float = 10.0) -> dict:
+    """What the exporter counted since `before`, once it holds at least what is expected (syslog lines travel)."""
+    deadline = time.monotonic() + within
+    while True:
+        now = _answers_of_the_door(stack)
+        grown = {key: now[key] - before.get(key, 0.0) for key in now if now[key] != before.get(key, 0.0)}
+        if all(grown.get(key, 0) >= n for key, n in expected.items()) or time.monotonic() > deadline:
+            return grown
+        time.sleep(0.2)
+
+
+def _raw(stack: Stack, request: bytes) -> bytes:
+    with socket.create_connection(_host_port(stack.url("frontdoor")), timeout=ANSWER_WITHIN) as client:
+        client.sendall(request)
+        return client.recv(4096)
+
+
+def test_every_answer_of_the_door_is_counted_once_as_what_it_was_and_by_whom(shortener):
+    with Stack(services=("postgres", "redis", "app", "frontdoor-log", "frontdoor"), name="frontdoor-log-test") as stack:
+        before = _answers_of_the_door(stack)
+        statuses = [
+            _raw(stack, b"NOT A REQUEST LINE\r\n\r\n")[:12],
+            _raw(stack, b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")[:12],
+            _raw(stack, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")[:12],
+            _raw(stack, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[:12],
+        ]
+        assert statuses == [b"HTTP/1.1 400", b"HTTP/1.1 413", b"HTTP/1.1 414", b"HTTP/1.1 200"]
+        expected = {("400", "frontdoor"): 1, ("413", "frontdoor"): 1, ("414", "frontdoor"): 1, ("200", "app"): 1}
+        assert _counted(stack, before, expected) == expected
+        stack.pause_service("app")  # Gunicorn gone: the door's own 502
+        try:
+            before = _answers_of_the_door(stack)
+            assert requests.get(stack.url("frontdoor") + "/health", timeout=ANSWER_WITHIN).status_code == 502
+            assert _counted(stack, before, {("502", "frontdoor"): 1}) == {("502", "frontdoor"): 1}
+        finally:
+            stack.resume_service("app")
