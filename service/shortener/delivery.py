@@ -58,9 +58,10 @@ class Exchange:
 
     __slots__ = ("environ", "started", "request_id", "status", "counted", "observe", "thread")
 
-    def __init__(self, environ, request_id: str, observe: bool):
+    def __init__(self, environ, request_id: str, observe: bool, timed: bool = True):
         self.environ = environ
-        self.started = time.perf_counter()
+        # None when the exchange's start is unknown (an answer Gunicorn wrote to a request it could not parse).
+        self.started = time.perf_counter() if timed else None
         self.request_id = request_id
         self.status = 0
         self.counted = False
@@ -79,7 +80,7 @@ class Exchange:
         environ = self.environ
         method = metrics.method_label(environ.get("REQUEST_METHOD", ""))
         route = environ.get(ROUTE_KEY, metrics.UNMATCHED)
-        elapsed = time.perf_counter() - self.started
+        elapsed = None if self.started is None else time.perf_counter() - self.started
         metrics.observe_request(method, route, status, elapsed)
         fields = {
             "request_id": self.request_id,
@@ -87,8 +88,9 @@ class Exchange:
             "route": route,
             "path": environ.get("PATH_INFO", ""),
             "status": status,
-            "duration_ms": round(elapsed * 1000, 3),
         }
+        if elapsed is not None:
+            fields["duration_ms"] = round(elapsed * 1000, 3)
         if reason:
             fields["reason"] = reason
         trace_ids = environ.get("shortener.trace_ids")
@@ -103,22 +105,19 @@ def current() -> Exchange | None:
 
 
 def forget_current() -> None:
-    """Mark this thread as between requests (a worker calls this before parsing the next one)."""
+    """Mark this thread as between requests (a worker calls this before parsing one and once it is answered)."""
     _local.exchange = None
 
 
-def count_server_error(method: str | None, status: int, reason: str) -> None:
-    """Count a 5xx that Gunicorn answers itself, unless the exchange already counted one."""
+def count_server_answer(method: str | None, path: str | None, status: int, reason: str) -> None:
+    """Count and log an answer Gunicorn wrote itself, once: for the exchange it ends, or as one of its own."""
     exchange = current()
-    if exchange is not None:
-        if exchange.counted and exchange.status >= 500:
-            return
-        # The app's response was counted, but the server replaced it: count what was sent.
-        exchange.counted = False
-        exchange.finish(status, reason)
-        return
-    metrics.observe_request(metrics.method_label(method or ""), metrics.UNMATCHED, status, None)
-    log.error("the server answered %s itself", status, extra={"status": status, "reason": reason})
+    if exchange is None:
+        # No request reached the app (Gunicorn could not parse one, or failed before the app ran).
+        environ = {"REQUEST_METHOD": method or "", "PATH_INFO": path or ""}
+        exchange = Exchange(environ, uuid.uuid4().hex, observe=True, timed=False)
+    # Counted once (finish): an exchange that already counted its failure as a 500 is the one Gunicorn answers.
+    exchange.finish(status, reason)
 
 
 def abandon_in_flight(status: int, reason: str) -> int:
