@@ -21,6 +21,6 @@ def cached_app(environ, start_response):
         from shortener.cache import Cache
 
         _cache = Cache(os.environ["REDIS_URL"], socket_timeout=0.25, ttl_seconds=60)
-    url = _cache.follow(environ["PATH_INFO"][1:]) or "https://example.com/"
+    url = _cache.follow(environ["PATH_INFO"][1:])[0] or "https://example.com/"
     start_response("302 FOUND", [("Location", url), ("Content-Length", "0")])
     return [b""]

@@ -38,6 +38,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         app.config["REDIS_URL"],
         socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
         ttl_seconds=app.config["CACHE_TTL_SECONDS"],
+        refusal_seconds=app.config["CACHE_REFUSAL_SECONDS"],
         backoff_seconds=app.config["REDIS_BACKOFF_SECONDS"],
     )
     app.extensions["shortener.clicks"] = ClickFlusher(

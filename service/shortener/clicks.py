@@ -3,7 +3,8 @@
 What a Redis crash can lose: the clicks counted since the last flush (at most a second's worth
 while Postgres is up; every click since Postgres went down otherwise). A batch is recorded in
 Postgres with its id, so a batch written twice (a worker died after Postgres took it and before
-Redis forgot it) is counted once.
+Redis forgot it) is counted once. After a Postgres outage, the batches that waited in Redis (one
+per worker per second) are written many to a transaction, so recovery takes a few round trips.
 """
 
 import logging
@@ -17,6 +18,9 @@ from .db import DatabaseUnavailable
 log = logging.getLogger("shortener.clicks")
 
 FLUSH_INTERVAL = 1.0
+# The most batches one transaction writes: a day-long outage's backlog is written in a few
+# hundred transactions, each well inside the statement timeout.
+BATCHES_PER_WRITE = 1000
 
 
 class ClickFlusher:
@@ -43,15 +47,15 @@ class ClickFlusher:
             self.flush()
 
     def flush(self) -> int:
-        """Claim the pending clicks and write every unwritten batch; return the clicks written."""
+        """Claim the pending clicks and write every unwritten batch, many to a transaction; return the clicks written."""
         written = 0
         try:
             self.cache.claim_clicks(f"clicks:batch:{uuid.uuid4().hex}")
-            for batch in self.cache.click_batches():
-                counts = self.cache.batch_counts(batch)
-                if counts and self.db.add_clicks(batch, counts):
-                    written += sum(counts.values())
-                self.cache.drop_batch(batch)
+            batches = self.cache.click_batches()
+            for start in range(0, len(batches), BATCHES_PER_WRITE):
+                chunk = batches[start:start + BATCHES_PER_WRITE]
+                written += self.db.add_clicks(self.cache.batch_counts(chunk))
+                self.cache.drop_batches(chunk)
         except DatabaseUnavailable:
             pass  # the batches wait in Redis until Postgres is back
         except redis.RedisError:

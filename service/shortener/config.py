@@ -24,6 +24,11 @@ DEFAULTS = {
     # costs one timeout per worker per interval instead of one per request.
     "REDIS_BACKOFF_SECONDS": 5.0,
     "CACHE_TTL_SECONDS": 3600,
+    # The negative cache: how long Redis remembers why a code cannot be followed (unknown, disabled,
+    # expired), so that repeated visits cost Postgres nothing. Enabling a link forgets it at once.
+    # What it can hide, for at most this long: a link created under a custom code visited just
+    # before, or enabled while a visit was reading it as disabled. So it stays a few seconds.
+    "CACHE_REFUSAL_SECONDS": 3.0,
     # How often each worker moves the clicks counted in Redis to Postgres: also the most
     # clicks a Redis crash can lose while Postgres is up.
     "CLICK_FLUSH_SECONDS": 1.0,
@@ -76,6 +81,7 @@ _CASTS = {
     "REDIS_SOCKET_TIMEOUT": float,
     "REDIS_BACKOFF_SECONDS": float,
     "CACHE_TTL_SECONDS": int,
+    "CACHE_REFUSAL_SECONDS": float,
     "CLICK_FLUSH_SECONDS": float,
     "MAX_URL_LENGTH": int,
     "MAX_CONTENT_LENGTH": int,

@@ -2,9 +2,10 @@
 
 import select
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import errors
@@ -18,9 +19,21 @@ LINK_COLUMNS = "code, url, created_at, expires_at, disabled_at, clicks"
 
 # Any constant: the same in every worker, other than the migrations' lock.
 CLICK_FLUSH_LOCK = 0x434C4943  # "CLIC"
+# How long a written batch's id is kept. A batch can be offered again only while Redis still lists
+# it: its worker died, or Redis stopped answering, between Postgres's commit and Redis's forgetting
+# it. The next flush that reaches both counts nothing for it and forgets it, and a flush never
+# prunes the ids of batches Redis lists. So the window is the longest time Redis can be out of
+# reach and come back with its data (a restart loses it: it keeps nothing on disk), or a copy of
+# Redis be restored from: a day is far past any outage the alerts would not have paged about.
+CLICK_BATCH_IDS_KEPT = timedelta(days=1)
+# The most old batch ids one flush deletes: a flush stays short however many have piled up.
+CLICK_BATCH_IDS_PRUNED = 1000
 
-# A link can be followed while it is neither disabled nor past its expiry.
-ACTIVE = "disabled_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
+# A link's state: it can be followed while it is neither disabled nor past its expiry.
+STATE = ("CASE WHEN disabled_at IS NOT NULL THEN 'disabled'"
+         " WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired' ELSE 'active' END")
+ACTIVE = f"{STATE} = 'active'"
+SECONDS_LEFT = "extract(epoch FROM expires_at - now())::float8"
 
 
 def check_if_stale(conn: psycopg.Connection) -> None:
@@ -150,47 +163,51 @@ class Database:
         """Return a link's row with its state (active, expired, disabled), or None."""
         with self.connection() as conn:
             return conn.cursor(row_factory=dict_row).execute(
-                f"SELECT {LINK_COLUMNS}, CASE WHEN disabled_at IS NOT NULL THEN 'disabled'"
-                " WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'"
-                " ELSE 'active' END AS state FROM links WHERE code = %s",
-                (code,),
+                f"SELECT {LINK_COLUMNS}, {STATE} AS state FROM links WHERE code = %s", (code,)
             ).fetchone()
 
     def follow(self, code: str) -> tuple[str, float | None] | None:
         """Count a click on an active link; return its URL and seconds left, or None."""
         with self.connection() as conn:
             row = conn.execute(
-                f"UPDATE links SET clicks = clicks + 1 WHERE code = %s AND {ACTIVE}"
-                " RETURNING url, extract(epoch FROM expires_at - now())::float8",
+                f"UPDATE links SET clicks = clicks + 1 WHERE code = %s AND {ACTIVE} RETURNING url, {SECONDS_LEFT}",
                 (code,),
             ).fetchone()
             return (row[0], row[1]) if row else None
 
-    def lookup(self, code: str) -> tuple[str, float | None] | None:
-        """Return an active link's URL and seconds left (None: no expiry), or None; counts nothing."""
+    def lookup(self, code: str) -> tuple[str, float | None, str] | None:
+        """Return a link's URL, seconds left (None: no expiry) and state, or None; counts nothing."""
         with self.connection() as conn:
-            row = conn.execute(
-                f"SELECT url, extract(epoch FROM expires_at - now())::float8 FROM links WHERE code = %s AND {ACTIVE}",
-                (code,),
-            ).fetchone()
-            return (row[0], row[1]) if row else None
+            return conn.execute(f"SELECT url, {SECONDS_LEFT}, {STATE} FROM links WHERE code = %s", (code,)).fetchone()
 
-    def add_clicks(self, batch: str, counts: dict[str, int]) -> bool:
-        """Write a batch of clicks in one statement, once per batch id; False if it was written before."""
-        codes, numbers = zip(*counts.items()) if counts else ((), ())
+    def add_clicks(self, batches: dict[str, dict[str, int]]) -> int:
+        """Write batches of clicks in one transaction, each batch id once; return the clicks newly counted.
+
+        Also prunes batch ids older than CLICK_BATCH_IDS_KEPT, but never those of the batches given.
+        """
+        ids = list(batches)
         with self.connection() as conn, conn.transaction():
-            # One batch at a time across workers: two batches locking the same links in different
+            # One flush at a time across workers: two flushes locking the same links in different
             # orders would deadlock, and the loser's worker used to take Postgres for down.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,))
-            if conn.execute("INSERT INTO click_batches (id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id",
-                            (batch,)).fetchone() is None:
-                return False
-            conn.execute(
-                "UPDATE links SET clicks = links.clicks + batch.n FROM unnest(%s::text[], %s::bigint[])"
-                " AS batch(code, n) WHERE links.code = batch.code",
-                (list(codes), list(numbers)),
-            )
-            return True
+            fresh = conn.execute(
+                "WITH pruned AS (DELETE FROM click_batches WHERE id = ANY(ARRAY(SELECT id FROM click_batches"
+                " WHERE applied_at < now() - %s AND id <> ALL(%s) ORDER BY applied_at LIMIT %s)))"
+                " INSERT INTO click_batches (id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING RETURNING id",
+                (CLICK_BATCH_IDS_KEPT, ids, CLICK_BATCH_IDS_PRUNED, ids),
+            ).fetchall()
+            # Only the batches not written before count: merged, each link is updated once.
+            counts = Counter()
+            for (batch,) in fresh:
+                counts.update(batches[batch])
+            if counts:
+                codes, numbers = zip(*counts.items())
+                conn.execute(
+                    "UPDATE links SET clicks = links.clicks + batch.n FROM unnest(%s::text[], %s::bigint[])"
+                    " AS batch(code, n) WHERE links.code = batch.code",
+                    (list(codes), list(numbers)),
+                )
+            return counts.total()
 
     def set_disabled(self, code: str, disabled: bool, *, authorize, tell_cache) -> bool:
         """Disable or enable a link (idempotently); False if there is no such link.

@@ -149,31 +149,39 @@ def shorten():
     return jsonify(_describe(row)), 201
 
 
-def _not_followable(code: str):
-    """Raise the 404 or 410 that explains why a code cannot be followed."""
-    link = _db().find_link(code)
-    if link is None:
-        raise ApiError(404, "not_found", "No link has this code.")
-    if link["state"] == "disabled":
-        raise ApiError(410, "link_disabled", "This link has been disabled.")
-    if link["state"] == "expired":
-        raise ApiError(410, "link_expired", "This link has expired.")
-    # Active by now (a race with its creation or re-enabling): the next visit follows it.
+# Why a code cannot be followed: each refusal's status and message, by its error code (what Redis
+# remembers for a few seconds).
+REFUSALS = {
+    "not_found": (404, "No link has this code."),
+    "link_disabled": (410, "This link has been disabled."),
+    "link_expired": (410, "This link has expired."),
+}
+# A link's state (None: no such link) -> its refusal. "active" here is a race with its creation or
+# re-enabling: the next visit follows it.
+_REFUSAL_OF_STATE = {None: "not_found", "active": "not_found", "disabled": "link_disabled", "expired": "link_expired"}
+
+
+def _not_followable(refusal: str) -> ApiError:
+    """The 404 or 410 that explains why a code cannot be followed."""
+    status, message = REFUSALS[refusal]
+    return ApiError(status, refusal, message)
 
 
 @bp.get("/<code>")
 def follow(code: str):
-    """Redirect to a code's target: a cache hit costs one Redis round trip and no Postgres."""
+    """Redirect to a code's target: a cache hit, or a refusal Redis remembers, costs one Redis round trip."""
     if not codes.is_well_formed(code):
-        raise ApiError(404, "not_found", "No link has this code.")
+        raise _not_followable("not_found")
     cache = _cache()
-    url = cache.follow(code)  # the lookup and its click, pipelined in one script
-    if url is not None:
-        metrics.CACHE_REQUESTS.labels(result="hit").inc()
-    else:
+    url, refusal = cache.follow(code)  # the lookup and its click (or why not), in one script
+    if url is None and refusal is None:
         # A Redis outage counts as a miss: the answer came from Postgres.
         metrics.CACHE_REQUESTS.labels(result="miss").inc()
         url = _follow_from_postgres(code, cache)
+    else:
+        metrics.CACHE_REQUESTS.labels(result="hit").inc()
+        if refusal is not None:
+            raise _not_followable(refusal)
     current_app.extensions["shortener.clicks"].ensure_running()
     metrics.REDIRECTS.inc()
     return redirect(url, code=302)
@@ -182,18 +190,19 @@ def follow(code: str):
 def _follow_from_postgres(code: str, cache) -> str:
     """Find an active link in Postgres; count its click in Redis with the cache fill, or in Postgres."""
     if cache.available:
-        found = _db().lookup(code)
-        if found is None:
-            _not_followable(code)
-            raise ApiError(404, "not_found", "No link has this code.")
-        url, expires_in = found
+        # One query: the URL, its time left and whether it may be followed.
+        url, expires_in, state = _db().lookup(code) or (None, None, None)
+        if state != "active":
+            refusal = _REFUSAL_OF_STATE[state]
+            cache.refuse(code, refusal)  # the next visits, for a few seconds, cost Postgres nothing
+            raise _not_followable(refusal)
         if cache.remember_and_count(code, url, expires_in):
             return url
         # Redis failed just now: the click goes straight to Postgres.
     followed = _db().follow(code)
     if followed is None:
-        _not_followable(code)
-        raise ApiError(404, "not_found", "No link has this code.")
+        link = _db().find_link(code)
+        raise _not_followable(_REFUSAL_OF_STATE[link and link["state"]])
     return followed[0]
 
 

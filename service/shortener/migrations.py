@@ -25,6 +25,8 @@ MIGRATIONS = (
     (2, ("CREATE TABLE click_batches (id text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",)),
     # Which API key created a link (a fingerprint, never the key): only it may disable the link.
     (3, ("ALTER TABLE links ADD COLUMN owner_key text",)),
+    # Every flush prunes the oldest batch ids (shortener.db.CLICK_BATCH_IDS_KEPT): found by age, not by a scan.
+    (4, ("CREATE INDEX click_batches_applied_at ON click_batches (applied_at)",)),
 )
 
 # A migration waits this long for a lock before giving up and trying again: while it waits,

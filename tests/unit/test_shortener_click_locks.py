@@ -17,7 +17,7 @@ from shortener.db import DatabaseUnavailable
 
 @pytest.fixture
 def links(make_app):
-    """Three new links' codes, and the app's database."""
+    """Three new links. codes, and the app's database."""
     app = make_app()
     client = app.test_client()
     codes = [client.post("/shorten", json={"url": f"https://example.org/lock/{i}"}).get_json()["code"]
@@ -63,7 +63,7 @@ def test_click_batches_are_written_one_at_a_time_across_workers(links, make_app,
     done = {}
 
     def flush(name, database, counts):
-        database.add_clicks(f"clicks:batch:{uuid.uuid4().hex}", counts)
+        database.add_clicks({f"clicks:batch:{uuid.uuid4().hex}": counts})
         done[name] = time.monotonic()
 
     with psycopg.connect(database_url) as holder:

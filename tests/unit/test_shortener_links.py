@@ -12,8 +12,9 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
+from postgres_statements import Statements
 from shortener import codes
-from shortener.cache import key_for
+from shortener.cache import key_for, refusal_key_for
 from shortener.keys import fingerprint
 from shortener.openapi import document
 
@@ -348,6 +349,54 @@ def test_enable_without_redis_is_refused_and_changes_nothing(make_app, client):
     assert_error(no_redis.post(f"/api/links/{code}/enable"), 503, "cache_unavailable")
     assert info(client, code)["status"] == "disabled"
     assert_error(client.get(f"/{code}"), 410, "link_disabled")
+
+
+# --- refusals: the negative cache ------------------------------------------
+
+
+def test_an_unknown_code_costs_one_query_then_none_while_its_refusal_is_cached(app, client, monkeypatch, redis_url):
+    code = unique("unknown")
+    statements = Statements(monkeypatch)
+
+    assert_error(client.get(f"/{code}"), 404, "not_found")
+    assert statements.count() == 1  # its URL, expiry and state in one SELECT
+    for _ in range(3):
+        assert_error(client.get(f"/{code}"), 404, "not_found")
+    assert statements.count() == 0  # Redis remembers the refusal
+    cache = redis.Redis.from_url(redis_url)
+    assert 0 < cache.pttl(refusal_key_for(code)) <= app.config["CACHE_REFUSAL_SECONDS"] * 1000
+    cache.close()
+
+
+def disable(client, database_url, code):
+    assert client.delete(f"/api/links/{code}").status_code == 204
+
+
+def expire(client, database_url, code):
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE links SET expires_at = now() - interval '1 second' WHERE code = %s", (code,))
+
+
+@pytest.mark.parametrize(("end", "refusal"), [(disable, "link_disabled"), (expire, "link_expired")])
+def test_a_disabled_or_expired_link_costs_one_query_then_none(client, monkeypatch, database_url, end, refusal):
+    code = client.post("/shorten", json={"url": "https://example.org/ended"}).get_json()["code"]
+    end(client, database_url, code)
+    statements = Statements(monkeypatch)
+
+    assert_error(client.get(f"/{code}"), 410, refusal)
+    assert statements.count() == 1
+    assert_error(client.get(f"/{code}"), 410, refusal)
+    assert statements.count() == 0
+
+
+def test_enable_forgets_the_cached_refusal_at_once(client):
+    code = client.post("/shorten", json={"url": "https://example.org/back"}).get_json()["code"]
+    assert client.delete(f"/api/links/{code}").status_code == 204
+    assert_error(client.get(f"/{code}"), 410, "link_disabled")  # now remembered by Redis
+
+    assert client.post(f"/api/links/{code}/enable").status_code == 204
+
+    assert client.get(f"/{code}").headers["Location"] == "https://example.org/back"
 
 
 # --- rate limit ------------------------------------------------------------
