@@ -124,8 +124,9 @@ def postgres_call_seconds(settings: dict) -> float:
 def worst_request_seconds(settings: dict) -> float:
     """Every timeout of the slowest request added up: the time a worker may legitimately spend on one request.
 
-    A Redis call may wait for its connect, then for its reply.
+    A Redis call may wait for its connect, for the replies to redis-py's handshake on a new
+    connection (CLIENT SETINFO, twice), then for its own reply: each wait up to the socket timeout.
     """
-    redis = 2 * settings["REDIS_SOCKET_TIMEOUT"]
+    redis = 4 * settings["REDIS_SOCKET_TIMEOUT"]
     return (SLOWEST_REQUEST_CALLS["postgres"] * postgres_call_seconds(settings)
             + SLOWEST_REQUEST_CALLS["redis"] * redis)

@@ -12,7 +12,7 @@ from datetime import datetime
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from .dependency import CircuitBreaker, DependencyState
 from .errors import ApiError
@@ -50,8 +50,8 @@ class DeadlineConnection(psycopg.Connection):
         except psycopg.OperationalError:
             if time.monotonic() < deadline:
                 raise
-            # Closing the socket also tells a Postgres that wakes up that its client left: an
-            # open transaction is rolled back, so a write this call gave up on is never applied.
+            # Closing the socket also tells a Postgres that wakes up that its client left: it rolls
+            # back the open transaction, so a write given up before its COMMIT is never applied.
             self.pgconn.finish()
             raise psycopg.OperationalError("Postgres did not answer by the deadline; connection abandoned") from None
 
@@ -159,7 +159,8 @@ class Database:
         except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
             # A database without the schema: `python -m shortener migrate` was not run.
             raise DatabaseUnavailable(f"{exc} (run `python -m shortener migrate`)") from exc
-        except (errors.TransactionRollback, errors.QueryCanceled) as exc:
+        except (errors.DeadlockDetected, errors.SerializationFailure, errors.TransactionRollback,
+                errors.QueryCanceled) as exc:
             # This transaction lost (a deadlock, a serialization failure) or its statement ran past
             # statement_timeout (a lock, a slow query): Postgres answered, so the breaker stays
             # closed. Tripping it would fail every call of this worker for a while.
@@ -187,10 +188,11 @@ class Database:
 
     @contextmanager
     def _writing(self) -> Iterator[psycopg.Connection]:
-        """A connection in a transaction: a write abandoned at its deadline is rolled back, never applied later.
+        """A connection in a transaction: a write abandoned at its deadline is rolled back, not applied later.
 
         In autocommit, a statement already sent to a frozen Postgres would run when it wakes up,
-        after its caller was told 503.
+        after its caller was told 503. Only a deadline that falls on the COMMIT itself leaves the
+        outcome unknown (a click batch is then counted once all the same: by its id).
         """
         with self.connection() as conn, conn.transaction():
             yield conn

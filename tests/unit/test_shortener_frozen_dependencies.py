@@ -13,10 +13,12 @@ import pytest
 import requests
 from shortener_server import Server
 
-from shortener import health
+from shortener import config, health
 
 # A call to Postgres gives up after this long (the default, set explicitly).
 DEADLINE = 2.0
+# How long a worker's breaker answers 503 at once before one call tries Postgres again.
+BACKOFF = 1.0
 # What the machine may add to a deadline (a shared, busy CI host), and what "at once" means.
 MARGIN = 0.5
 AT_ONCE = 0.2
@@ -67,7 +69,8 @@ def links_with_url(database_url, url) -> int:
 
 
 def test_a_frozen_postgres_costs_a_create_its_deadline_once_and_loses_nothing(make_app, data_stack, database_url):
-    app = make_app(DATABASE_DEADLINE_SECONDS=DEADLINE)
+    # No background flush: the create after the backoff is the one call that tries Postgres again.
+    app = make_app(DATABASE_DEADLINE_SECONDS=DEADLINE, DATABASE_BACKOFF_SECONDS=BACKOFF, CLICK_FLUSH_SECONDS=3600)
     client = app.test_client()
     acknowledged = {}
     for n in range(5):
@@ -84,9 +87,15 @@ def test_a_frozen_postgres_costs_a_create_its_deadline_once_and_loses_nothing(ma
         again, again_s = answered_within(
             DEADLINE + 2 * MARGIN, lambda: client.post("/shorten", json={"url": "https://example.org/frozen/2"}))
         ready, ready_s = answered_within(1.0 + MARGIN, lambda: client.get("/health/ready"))
+        time.sleep(BACKOFF)
+        # Half-open: this create tries a direct connect, which libpq's connect_timeout bounds.
+        call_limit = config.postgres_call_seconds(app.config)
+        retried, retried_s = answered_within(
+            call_limit + 2 * MARGIN, lambda: client.post("/shorten", json={"url": "https://example.org/frozen/3"}))
         redirects += [answered_within(DEADLINE + MARGIN, lambda: client.get(f"/{cached}")) for _ in range(3)]
     print(f"\nfrozen postgres: cached redirects {[round(s, 4) for _, s in redirects]} s,"
-          f" create {created_s:.3f} s, second create {again_s:.4f} s, /health/ready {ready_s:.4f} s")
+          f" create {created_s:.3f} s, second create {again_s:.4f} s, /health/ready {ready_s:.4f} s,"
+          f" create after the backoff {retried_s:.3f} s")
 
     # Cached redirects never need Postgres; their clicks wait in Redis.
     for response, seconds in redirects:
@@ -99,6 +108,8 @@ def test_a_frozen_postgres_costs_a_create_its_deadline_once_and_loses_nothing(ma
     assert again_s < AT_ONCE, again_s
     assert ready.status_code == 200 and ready.get_json()["dependencies"] == {"postgres": "down", "redis": "up"}
     assert ready_s < 1.0, ready_s
+    assert_error(retried, 503, "database_unavailable")
+    assert retried_s < call_limit + MARGIN, retried_s
 
     # After the thaw, no restart: creates and redirects work, and nothing acknowledged is lost.
     def create_after():
@@ -110,11 +121,12 @@ def test_a_frozen_postgres_costs_a_create_its_deadline_once_and_loses_nothing(ma
         response = client.get(f"/{code}")
         assert response.status_code == 302 and response.headers["Location"] == url
     # 1 before, 6 while frozen (kept in Redis), 1 just now: the flusher writes them all.
-    until(lambda: client.get(f"/api/links/{cached}").get_json()["clicks"] == 8, seconds=10)
-    until(lambda: client.get(f"/api/links/{uncached}").get_json()["clicks"] == 1, seconds=10)
+    app.extensions["shortener.clicks"].flush()
+    assert client.get(f"/api/links/{cached}").get_json()["clicks"] == 8
+    assert client.get(f"/api/links/{uncached}").get_json()["clicks"] == 1
     # The creates answered 503 left no link behind: their writes were abandoned with their transaction.
-    assert links_with_url(database_url, "https://example.org/frozen/1") == 0
-    assert links_with_url(database_url, "https://example.org/frozen/2") == 0
+    for n in (1, 2, 3):
+        assert links_with_url(database_url, f"https://example.org/frozen/{n}") == 0
 
 
 def test_readiness_answers_within_a_second_while_postgres_is_frozen(make_app, data_stack):
@@ -160,10 +172,11 @@ def test_a_frozen_redis_costs_a_request_its_timeout_once(make_app, data_stack):
             10, lambda: client.post("/shorten", json={"url": "https://example.org/redis/frozen"}))
         followed = [answered_within(10, lambda: client.get(f"/{code}")) for _ in range(5)]
         ready, ready_s = answered_within(1.0 + MARGIN, lambda: client.get("/health/ready"))
+        flushed_s = answered_within(10, app.extensions["shortener.clicks"].flush)[1]
     print(f"\nfrozen redis: create {created_s:.3f} s, redirects {[round(s, 4) for _, s in followed]} s,"
-          f" /health/ready {ready_s:.4f} s")
+          f" /health/ready {ready_s:.4f} s, a click flush {flushed_s:.3f} s")
 
-    # The first call to Redis pays its timeout (a connect and a reply at most), the breaker skips it after.
+    # The first call waits out one socket timeout (a frozen Redis answers no wait); the breaker skips Redis after.
     assert created.status_code == 201, created.get_data(as_text=True)
     assert created_s < 2 * timeout + MARGIN, created_s
     for response, seconds in followed:
@@ -172,6 +185,8 @@ def test_a_frozen_redis_costs_a_request_its_timeout_once(make_app, data_stack):
     assert sum(s for _, s in followed) < 2 * timeout + 5 * AT_ONCE, [s for _, s in followed]
     assert ready.status_code == 200 and ready.get_json()["dependencies"] == {"postgres": "up", "redis": "down"}
     assert ready_s < 1.0, ready_s
+    # The click flusher's calls (its own, past the breaker) end at the socket timeout too.
+    assert flushed_s < 2 * timeout + MARGIN, flushed_s
 
     # Back without a restart: the cache serves again, and every click is counted (1 before, 5 during, 1 after).
     until(lambda: app.extensions["shortener.cache"].ping())
@@ -206,7 +221,8 @@ def test_a_closed_cursor_is_a_503(make_app):
 def test_an_expiry_postgres_cannot_hand_back_is_a_400_and_no_link(make_app, database_url):
     client = make_app().test_client()
     # A valid instant, in UTC in year 10000: Postgres stores it, Python cannot read it back.
-    response = client.post("/shorten", json={"url": "https://example.org/y10k", "expires_at": "9999-12-31T23:00:00-14:00"})
+    response = client.post("/shorten",
+                           json={"url": "https://example.org/y10k", "expires_at": "9999-12-31T23:00:00-14:00"})
     assert_error(response, 400, "invalid_value")
     assert links_with_url(database_url, "https://example.org/y10k") == 0
 
@@ -216,7 +232,8 @@ def test_under_gunicorn_a_frozen_postgres_holds_no_worker(tmp_path, database_url
     try:
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=8))
-        assert session.post(server.url + "/shorten", json={"url": "https://example.org/g"}, timeout=5).status_code == 201
+        warm = session.post(server.url + "/shorten", json={"url": "https://example.org/g"}, timeout=5)
+        assert warm.status_code == 201
 
         def create(i):
             started = time.perf_counter()
@@ -230,7 +247,8 @@ def test_under_gunicorn_a_frozen_postgres_holds_no_worker(tmp_path, database_url
         with frozen(data_stack, "postgres"), ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(create, range(8)))
             health_s = answered_within(5, lambda: session.get(server.url + "/health", timeout=5))[1]
-        print(f"\nfrozen postgres under gunicorn: creates {[(s, round(t, 3)) for s, t in results]}, /health {health_s:.4f} s")
+        print(f"\nfrozen postgres under gunicorn: creates {[(s, round(t, 3)) for s, t in results]},"
+              f" /health {health_s:.4f} s")
 
         # Each worker pays one deadline, then its breaker answers the rest at once.
         assert [status for status, _ in results] == [503] * 8, results
