@@ -223,8 +223,9 @@ def test_an_expiry_postgres_cannot_hand_back_is_a_400_and_no_link(make_app, data
     # A valid instant, in UTC in year 10000: Postgres stores it, Python cannot read it back.
     response = client.post("/shorten",
                            json={"url": "https://example.org/y10k", "expires_at": "9999-12-31T23:00:00-14:00"})
-    assert_error(response, 400, "invalid_value")
+    # Not half created: the insert is rolled back with its transaction, the client told why.
     assert links_with_url(database_url, "https://example.org/y10k") == 0
+    assert_error(response, 400, "invalid_value")
 
 
 def test_under_gunicorn_a_frozen_postgres_holds_no_worker(tmp_path, database_url, redis_url, data_stack):
