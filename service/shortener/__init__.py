@@ -28,9 +28,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     # are still coming up; both are reached on first use.
     app.extensions["shortener.db"] = Database(
         app.config["DATABASE_URL"],
+        deadline_seconds=app.config["DATABASE_DEADLINE_SECONDS"],
         connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT"],
         statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
-        pool_timeout=app.config["DATABASE_POOL_TIMEOUT"],
         max_size=app.config["DATABASE_POOL_MAX_SIZE"],
         backoff_seconds=app.config["DATABASE_BACKOFF_SECONDS"],
     )

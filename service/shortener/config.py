@@ -13,9 +13,15 @@ DEFAULTS = {
     # Comma-separated other host names of this service (a CDN name, an old domain): links to
     # them would redirect back here, so they are refused like PUBLIC_BASE_URL's host.
     "SHORTENER_HOST_ALIASES": "",
-    "DATABASE_CONNECT_TIMEOUT": 3,
-    "DATABASE_STATEMENT_TIMEOUT_MS": 5000,
-    "DATABASE_POOL_TIMEOUT": 3.0,
+    # The longest one call to Postgres may take, measured here: the wait for a pooled connection,
+    # then its statements. Postgres's own statement_timeout cannot end a wait on a Postgres that
+    # hangs (frozen, or its host gone): past this deadline the connection is abandoned.
+    "DATABASE_DEADLINE_SECONDS": 2.0,
+    # libpq's connect_timeout, whole seconds; libpq waits at least LIBPQ_MIN_CONNECT_TIMEOUT.
+    "DATABASE_CONNECT_TIMEOUT": 2,
+    # Below the deadline: a statement stuck on a lock or slow is cancelled by Postgres, which
+    # answers, so the breaker stays closed (past the deadline, Postgres is taken for down).
+    "DATABASE_STATEMENT_TIMEOUT_MS": 1500,
     "DATABASE_POOL_MAX_SIZE": 4,
     # After a Postgres failure, fail fast for this long before trying again.
     "DATABASE_BACKOFF_SECONDS": 2.0,
@@ -58,6 +64,8 @@ CODE_ATTEMPTS = 3
 # misses the cache asks Redis twice (the lookup, the fill) and Postgres up to three times (the
 # lookup, the click when the fill failed, why it cannot be followed). Tests count them.
 SLOWEST_REQUEST_CALLS = {"postgres": max(CODE_ATTEMPTS, 3), "redis": 3}
+# libpq gives a connect at least this long, whatever connect_timeout says.
+LIBPQ_MIN_CONNECT_TIMEOUT = 2
 
 _SWITCHES = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
@@ -73,9 +81,9 @@ def _switch(value) -> bool:
 
 
 _CASTS = {
+    "DATABASE_DEADLINE_SECONDS": float,
     "DATABASE_CONNECT_TIMEOUT": int,
     "DATABASE_STATEMENT_TIMEOUT_MS": int,
-    "DATABASE_POOL_TIMEOUT": float,
     "DATABASE_POOL_MAX_SIZE": int,
     "DATABASE_BACKOFF_SECONDS": float,
     "REDIS_SOCKET_TIMEOUT": float,
@@ -114,13 +122,17 @@ def load(overrides: dict | None = None, environ=os.environ, required=REQUIRED) -
     return settings
 
 
+def postgres_call_seconds(settings: dict) -> float:
+    """The longest one call to Postgres takes: its deadline, or the direct connect tried after an outage."""
+    return max(settings["DATABASE_DEADLINE_SECONDS"], LIBPQ_MIN_CONNECT_TIMEOUT, settings["DATABASE_CONNECT_TIMEOUT"])
+
+
 def worst_request_seconds(settings: dict) -> float:
     """Every timeout of the slowest request added up: the time a worker may legitimately spend on one request.
 
-    A Postgres call may wait for a probe's connect (after an outage), then for a pooled connection,
-    then for its statement; a Redis call for its connect, then for its reply.
+    A Redis call may wait for its connect, for the replies to redis-py's handshake on a new
+    connection (CLIENT SETINFO, twice), then for its own reply: each wait up to the socket timeout.
     """
-    postgres = (settings["DATABASE_CONNECT_TIMEOUT"] + settings["DATABASE_POOL_TIMEOUT"]
-                + settings["DATABASE_STATEMENT_TIMEOUT_MS"] / 1000)
-    redis = 2 * settings["REDIS_SOCKET_TIMEOUT"]
-    return SLOWEST_REQUEST_CALLS["postgres"] * postgres + SLOWEST_REQUEST_CALLS["redis"] * redis
+    redis = 4 * settings["REDIS_SOCKET_TIMEOUT"]
+    return (SLOWEST_REQUEST_CALLS["postgres"] * postgres_call_seconds(settings)
+            + SLOWEST_REQUEST_CALLS["redis"] * redis)

@@ -21,7 +21,8 @@ def gunicorn_settings(monkeypatch, **environ) -> dict:
     return runpy.run_path(str(GUNICORN_CONF))
 
 
-@pytest.mark.parametrize("environ", [{}, {"DATABASE_STATEMENT_TIMEOUT_MS": "20000", "REDIS_SOCKET_TIMEOUT": "2"}])
+@pytest.mark.parametrize("environ", [{}, {"DATABASE_DEADLINE_SECONDS": "20", "REDIS_SOCKET_TIMEOUT": "2"},
+                                     {"DATABASE_CONNECT_TIMEOUT": "30"}])
 def test_the_worker_timeout_exceeds_the_slowest_request(monkeypatch, environ):
     settings = gunicorn_settings(monkeypatch, **environ)
     worst = config.worst_request_seconds(config.load(required=()))
