@@ -1,6 +1,7 @@
 """Configuration read from the environment, with overrides for tests."""
 
 import os
+from urllib.parse import urlsplit
 
 # Required settings have no defaults: a missing database or cache address is a
 # deployment mistake that should stop the app at start, not at the first request.
@@ -9,6 +10,11 @@ REQUIRED = ("DATABASE_URL", "REDIS_URL")
 # Timeouts are short on purpose: when a dependency is down the service should
 # answer 503 within a few seconds instead of holding a Gunicorn worker.
 DEFAULTS = {
+    # Where short links are served (https://sho.rt): short_url is built from it, and links to its host
+    # are refused (they would loop). Never taken from a request's Host header, which the client writes.
+    # Unset, short_url is the path alone ("/abc1234"), which a client resolves against the URL it
+    # used (right by construction), and only loopback hosts, where Gunicorn listens, are refused as
+    # this service's own: set it wherever the service has a name of its own.
     "PUBLIC_BASE_URL": None,
     # Comma-separated other host names of this service (a CDN name, an old domain): links to
     # them would redirect back here, so they are refused like PUBLIC_BASE_URL's host.
@@ -42,6 +48,8 @@ DEFAULTS = {
     # "off" drops the per-request metrics and the access log: the benchmark's
     # baseline for what instrumentation costs. /metrics and error logs stay.
     "SHORTENER_INSTRUMENTATION": "on",
+    # The furthest ahead expires_at may be (ten years): every expiry stored can be read back.
+    "SHORTENER_MAX_EXPIRY_DAYS": 3653,
 }
 
 # A create draws a code this many times while the drawn one is taken: with 62**7 codes, three
@@ -67,6 +75,20 @@ def _switch(value) -> bool:
         raise ValueError(value) from None
 
 
+def _base_url(value) -> str | None:
+    """Read PUBLIC_BASE_URL: an http(s) URL with a host and no query or fragment, or None when unset."""
+    if value in (None, ""):
+        return None
+    try:
+        parts = urlsplit(str(value).strip())
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        parts = None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(f"PUBLIC_BASE_URL must be an http(s) URL such as https://sho.rt, got {value!r}")
+    return parts.geturl()
+
+
 _CASTS = {
     "DATABASE_CONNECT_TIMEOUT": int,
     "DATABASE_STATEMENT_TIMEOUT_MS": int,
@@ -81,6 +103,8 @@ _CASTS = {
     "MAX_CONTENT_LENGTH": int,
     "SHORTENER_INSTRUMENTATION": _switch,
     "SHORTENER_CREATE_NEEDS_KEY": _switch,
+    "SHORTENER_MAX_EXPIRY_DAYS": int,
+    "PUBLIC_BASE_URL": _base_url,
 }
 
 

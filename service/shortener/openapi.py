@@ -37,7 +37,8 @@ _LINK = {
     "required": ["code", "short_url", "url", "created_at", "expires_at"],
     "properties": {
         "code": {"type": "string"},
-        "short_url": {"type": "string", "format": "uri"},
+        # Without PUBLIC_BASE_URL, the path alone ("/abc1234"): resolved against the URL the client used.
+        "short_url": {"type": "string", "format": "uri-reference"},
         # Not "format": "uri": the canonical target keeps what browsers send as it is ("|", "^"),
         # which RFC 3986 does not allow.
         "url": {"type": "string", "description": "The target in canonical form: ASCII, as a browser requests it."},
@@ -177,8 +178,10 @@ def _create(settings) -> dict:
             "links": _LINKS_FROM_CREATE,
         },
         "400": _error("Malformed JSON, or a url, code or expires_at the service refuses: besides the schema, a url"
-                      " must name a host browsers can reach (UTS #46 IDNA) that is not this service's own, and"
-                      " expires_at must be in the future"),
+                      " must name a host browsers can reach (UTS #46 IDNA; a host ending in a number must be an"
+                      " IPv4 address) that is not this service's own (PUBLIC_BASE_URL, SHORTENER_HOST_ALIASES),"
+                      " and expires_at must be in the future, at most"
+                      f" {settings['SHORTENER_MAX_EXPIRY_DAYS']} days ahead"),
         "401": _error("The API key is wrong, or missing where creates need one"),
         "403": _error("Creates need a key and none is configured in the service"),
         "409": _error("The custom code is taken"),
@@ -235,7 +238,9 @@ def _schemas(settings) -> dict:
                     "type": "string",
                     "nullable": True,
                     "format": "date-time",
-                    "description": "With a UTC offset; in the future. Absent or null: never expires.",
+                    "description": "With a UTC offset; in the future, at most"
+                    f" {settings['SHORTENER_MAX_EXPIRY_DAYS']} days ahead; stored in UTC. Absent or null: never"
+                    " expires.",
                 },
             },
         },

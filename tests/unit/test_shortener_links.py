@@ -5,7 +5,7 @@ import re
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -128,7 +128,7 @@ def test_unknown_fields_are_refused(client):
     ],
 )
 def test_links_to_the_shortener_itself_are_refused(make_app, url):
-    app = make_app(PUBLIC_BASE_URL="https://sho.rt/")
+    app = make_app(PUBLIC_BASE_URL="https://sho.rt/", SHORTENER_HOST_ALIASES="localhost")
     assert_error(app.test_client().post("/shorten", json={"url": url}), 400, "invalid_url")
 
 
@@ -158,6 +158,35 @@ def test_bad_expiry_is_400(client, value):
     assert_error(
         client.post("/shorten", json={"url": "https://example.org", "expires_at": value}), 400, "invalid_expires_at"
     )
+
+
+def stored_urls(database_url, url):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM links WHERE url = %s", (url,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("value", [
+    "9999-12-31T23:59:59-01:00",  # on a live stack: year 10000 in UTC, a 500, and a row that answered 500 forever
+    "9999-12-31T23:59:59+00:00",
+    (datetime.now(UTC) + timedelta(days=3653 + 2)).isoformat(),
+])
+def test_an_expiry_beyond_ten_years_is_a_400_and_leaves_no_row(client, database_url, value):
+    url = f"https://example.org/{unique('far')}"
+    assert_error(client.post("/shorten", json={"url": url, "expires_at": value}), 400, "invalid_expires_at")
+    assert stored_urls(database_url, url) == 0
+
+
+def test_the_furthest_expiry_is_a_setting_and_stored_in_utc(make_app, database_url):
+    client = make_app(SHORTENER_MAX_EXPIRY_DAYS="30").test_client()
+    assert_error(client.post("/shorten", json={"url": "https://example.org", "expires_at": later(days=31)}),
+                 400, "invalid_expires_at")
+    when = (datetime.now(UTC) + timedelta(days=29)).replace(microsecond=0)
+    far_east = when.astimezone(timezone(timedelta(hours=14))).isoformat()
+    created = client.post("/shorten", json={"url": "https://example.org", "expires_at": far_east})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.get_json()["expires_at"] == when.isoformat().replace("+00:00", "Z")
+    described = client.get(f"/api/links/{created.get_json()['code']}")
+    assert described.status_code == 200 and described.get_json()["expires_at"] == created.get_json()["expires_at"]
 
 
 def test_expired_link_is_410_even_when_cached(client, redis_url):
