@@ -50,6 +50,14 @@ DEFAULTS = {
     "SHORTENER_INSTRUMENTATION": "on",
     # The furthest ahead expires_at may be (ten years): every expiry stored can be read back.
     "SHORTENER_MAX_EXPIRY_DAYS": 3653,
+    # How many proxies in front of the app append to X-Forwarded-For: the client is that many entries
+    # from its end. 0 (default) trusts no such header: a client talking to Gunicorn directly could
+    # otherwise name any address and get a fresh rate-limit bucket with each create. Behind nginx
+    # (`proxy_set_header X-Forwarded-For $remote_addr`), 1.
+    "SHORTENER_TRUSTED_PROXY_HOPS": 0,
+    # Wrong API keys per client (flask-limiter syntax, "off" disables it): past it, every key the
+    # client sends gets a 429 until the window ends, so keys cannot be guessed at request rate.
+    "SHORTENER_KEY_FAILURE_LIMIT": "10/minute",
 }
 
 # A create draws a code this many times while the drawn one is taken: with 62**7 codes, three
@@ -57,10 +65,11 @@ DEFAULTS = {
 CODE_ATTEMPTS = 3
 # The most calls to each dependency that one request makes, one after the other. A create asks
 # Redis three times for its rate limit (the count, then the window's count and expiry for the
-# headers) and, while its drawn codes are taken, Postgres CODE_ATTEMPTS times; a redirect that
-# misses the cache asks Redis twice (the lookup, the fill) and Postgres up to three times (the
-# lookup, the click when the fill failed, why it cannot be followed). Tests count them.
-SLOWEST_REQUEST_CALLS = {"postgres": max(CODE_ATTEMPTS, 3), "redis": 3}
+# headers) and once more when it sends a key (its client's wrong keys so far), and, while its
+# drawn codes are taken, Postgres CODE_ATTEMPTS times; a redirect that misses the cache asks Redis
+# twice (the lookup, the fill) and Postgres up to three times (the lookup, the click when the fill
+# failed, why it cannot be followed). Tests count them.
+SLOWEST_REQUEST_CALLS = {"postgres": max(CODE_ATTEMPTS, 3), "redis": 4}
 
 _SWITCHES = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
 
@@ -104,6 +113,7 @@ _CASTS = {
     "SHORTENER_INSTRUMENTATION": _switch,
     "SHORTENER_CREATE_NEEDS_KEY": _switch,
     "SHORTENER_MAX_EXPIRY_DAYS": int,
+    "SHORTENER_TRUSTED_PROXY_HOPS": int,
     "PUBLIC_BASE_URL": _base_url,
 }
 

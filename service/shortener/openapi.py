@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify
 
-from . import codes
+from . import codes, ratelimit
 
 bp = Blueprint("openapi", __name__)
 
@@ -23,13 +23,6 @@ _CODE_PARAM = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
-}
-# Disabling and enabling: the creator's key or an admin key.
-_CHANGE_ERRORS = {
-    "401": _error("The API key is missing or is no configured key"),
-    "403": _error("No key is configured in the service (keys_not_configured), or this key did not create the link"
-                  " and is no admin key (not_owner)"),
-    "404": _error("No such link"),
 }
 _TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 _LINK = {
@@ -107,7 +100,7 @@ def document(settings) -> dict:
                     "parameters": [_CODE_PARAM],
                     "responses": {
                         "204": {"description": "Disabled (also when it already was)"},
-                        **_CHANGE_ERRORS,
+                        **_change_errors(settings),
                         "503": _error("Postgres is unavailable, or Redis could not be told (the link stays active)"),
                     },
                 },
@@ -120,7 +113,7 @@ def document(settings) -> dict:
                     "parameters": [_CODE_PARAM],
                     "responses": {
                         "204": {"description": "Enabled (also when it already was)"},
-                        **_CHANGE_ERRORS,
+                        **_change_errors(settings),
                         "503": _error("Postgres is unavailable, or Redis could not be told (the link stays disabled)"),
                     },
                 }
@@ -170,8 +163,29 @@ def document(settings) -> dict:
     }
 
 
+def _too_many(settings, *, creates: bool) -> dict:
+    """The 429 of an operation, if a limit applies to it: on creates (if it creates), on wrong API keys."""
+    reasons = []
+    if creates and (limit := ratelimit.spec(settings, "SHORTENER_CREATE_LIMIT")):
+        reasons.append(f"more creates from this client than {limit}")
+    if limit := ratelimit.spec(settings, "SHORTENER_KEY_FAILURE_LIMIT"):
+        reasons.append(f"more wrong API keys from this client than {limit} (then every key it sends is refused"
+                       " until the window ends)")
+    return {"429": _error(f"Too many requests: {', or '.join(reasons)}; see Retry-After")} if reasons else {}
+
+
+def _change_errors(settings) -> dict:
+    """Disabling and enabling: the creator's key or an admin key."""
+    return {
+        "401": _error("The API key is missing or is no configured key"),
+        "403": _error("No key is configured in the service (keys_not_configured), or this key did not create the"
+                      " link and is no admin key (not_owner)"),
+        "404": _error("No such link"),
+        **_too_many(settings, creates=False),
+    }
+
+
 def _create(settings) -> dict:
-    limited = str(settings["SHORTENER_CREATE_LIMIT"]).strip().lower() not in ("", "off", "0", "none")
     responses = {
         "201": {
             **_json("Link", "Created (committed)"),
@@ -188,10 +202,8 @@ def _create(settings) -> dict:
         "413": _error(f"The body is larger than {settings['MAX_CONTENT_LENGTH']} bytes"),
         "415": _error("The body is not application/json"),
         "503": _error("Postgres is unavailable"),
+        **_too_many(settings, creates=True),
     }
-    if limited:
-        responses["429"] = _error(f"More creates from this client than {settings['SHORTENER_CREATE_LIMIT']};"
-                                  " see Retry-After")
     return {
         "operationId": "createLink",
         "summary": "Create a short link (a key is optional unless the service requires one)",
