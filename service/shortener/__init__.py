@@ -1,6 +1,7 @@
 """A URL shortener: Postgres stores links, Redis caches redirects."""
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, tracing
 from .cache import Cache
@@ -55,6 +56,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)
     app.extensions["shortener.limiter"] = ratelimit.init_app(app, "links.shorten")
+    # request.remote_addr is the client that the trusted proxies saw (the rate limits' key), not the last proxy.
+    if app.config["SHORTENER_TRUSTED_PROXY_HOPS"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SHORTENER_TRUSTED_PROXY_HOPS"])
     # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
     app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)
     return app

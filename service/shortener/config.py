@@ -1,6 +1,7 @@
 """Configuration read from the environment, with overrides for tests."""
 
 import os
+from urllib.parse import urlsplit
 
 # Required settings have no defaults: a missing database or cache address is a
 # deployment mistake that should stop the app at start, not at the first request.
@@ -9,6 +10,11 @@ REQUIRED = ("DATABASE_URL", "REDIS_URL")
 # Timeouts are short on purpose: when a dependency is down the service should
 # answer 503 within a few seconds instead of holding a Gunicorn worker.
 DEFAULTS = {
+    # Where short links are served (https://sho.rt): short_url is built from it, and links to its host
+    # are refused (they would loop). Never taken from a request's Host header, which the client writes.
+    # Unset, short_url is the path alone ("/abc1234"), which a client resolves against the URL it
+    # used (right by construction), and only loopback hosts, where Gunicorn listens, are refused as
+    # this service's own: set it wherever the service has a name of its own.
     "PUBLIC_BASE_URL": None,
     # Comma-separated other host names of this service (a CDN name, an old domain): links to
     # them would redirect back here, so they are refused like PUBLIC_BASE_URL's host.
@@ -53,6 +59,16 @@ DEFAULTS = {
     # "off" drops the per-request metrics and the access log: the benchmark's
     # baseline for what instrumentation costs. /metrics and error logs stay.
     "SHORTENER_INSTRUMENTATION": "on",
+    # The furthest ahead expires_at may be (ten years): every expiry stored can be read back.
+    "SHORTENER_MAX_EXPIRY_DAYS": 3653,
+    # How many proxies in front of the app append to X-Forwarded-For: the client is that many entries
+    # from its end. 0 (default) trusts no such header: a client talking to Gunicorn directly could
+    # otherwise name any address and get a fresh rate-limit bucket with each create. Behind nginx
+    # (`proxy_set_header X-Forwarded-For $remote_addr`), 1.
+    "SHORTENER_TRUSTED_PROXY_HOPS": 0,
+    # Wrong API keys per client (flask-limiter syntax, "off" disables it): past it, every key the
+    # client sends gets a 429 until the window ends, so keys cannot be guessed at request rate.
+    "SHORTENER_KEY_FAILURE_LIMIT": "10/minute",
 }
 
 # A create draws a code this many times while the drawn one is taken: with 62**7 codes, three
@@ -60,10 +76,11 @@ DEFAULTS = {
 CODE_ATTEMPTS = 3
 # The most calls to each dependency that one request makes, one after the other. A create asks
 # Redis three times for its rate limit (the count, then the window's count and expiry for the
-# headers) and, while its drawn codes are taken, Postgres CODE_ATTEMPTS times; a redirect that
-# misses the cache asks Redis twice (the lookup, the fill) and Postgres up to three times (the
-# lookup, the click when the fill failed, why it cannot be followed). Tests count them.
-SLOWEST_REQUEST_CALLS = {"postgres": max(CODE_ATTEMPTS, 3), "redis": 3}
+# headers) and once more when it sends a key (its client's wrong keys so far), and, while its
+# drawn codes are taken, Postgres CODE_ATTEMPTS times; a redirect that misses the cache asks Redis
+# twice (the lookup, the fill) and Postgres up to three times (the lookup, the click when the fill
+# failed, why it cannot be followed). Tests count them.
+SLOWEST_REQUEST_CALLS = {"postgres": max(CODE_ATTEMPTS, 3), "redis": 4}
 # libpq gives a connect at least this long, whatever connect_timeout says.
 LIBPQ_MIN_CONNECT_TIMEOUT = 2
 
@@ -78,6 +95,20 @@ def _switch(value) -> bool:
         return _SWITCHES[str(value).strip().lower()]
     except KeyError:
         raise ValueError(value) from None
+
+
+def _base_url(value) -> str | None:
+    """Read PUBLIC_BASE_URL: an http(s) URL with a host and no query or fragment, or None when unset."""
+    if value in (None, ""):
+        return None
+    try:
+        parts = urlsplit(str(value).strip())
+        parts.port  # noqa: B018 (raises ValueError on a malformed port)
+    except ValueError:
+        parts = None
+    if not parts or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(f"PUBLIC_BASE_URL must be an http(s) URL such as https://sho.rt, got {value!r}")
+    return parts.geturl()
 
 
 _CASTS = {
@@ -95,6 +126,9 @@ _CASTS = {
     "MAX_CONTENT_LENGTH": int,
     "SHORTENER_INSTRUMENTATION": _switch,
     "SHORTENER_CREATE_NEEDS_KEY": _switch,
+    "SHORTENER_MAX_EXPIRY_DAYS": int,
+    "SHORTENER_TRUSTED_PROXY_HOPS": int,
+    "PUBLIC_BASE_URL": _base_url,
 }
 
 
