@@ -143,12 +143,14 @@ def shorten():
         row = _db().insert_link(custom, url, expires_at, owner_key)
         if row is None:
             raise ApiError(409, "code_taken", f"The code {custom!r} is already in use.")
+        # A visit just before may have cached its 404 for a few seconds: the new link answers at once.
+        _cache().forget(custom)
     else:
         try:
             row = _store_random(url, expires_at, owner_key)
         except CodeTaken as exc:
             raise ApiError(503, "code_unavailable", "Could not allocate a free code; try again.") from exc
-    # The insert ran in autocommit: the row is durable before this 201 is sent.
+    # The insert's transaction committed: the row is durable before this 201 is sent.
     metrics.LINKS_CREATED.inc()
     return jsonify(_describe(row)), 201
 

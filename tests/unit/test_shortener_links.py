@@ -428,6 +428,15 @@ def test_enable_forgets_the_cached_refusal_at_once(client):
     assert client.get(f"/{code}").headers["Location"] == "https://example.org/back"
 
 
+def test_a_custom_code_created_after_a_visit_answers_at_once(client):
+    code = f"new-{uuid.uuid4().hex[:8]}"
+    assert_error(client.get(f"/{code}"), 404, "not_found")  # now remembered by Redis
+
+    assert client.post("/shorten", json={"url": "https://example.org/fresh", "code": code}).status_code == 201
+
+    assert client.get(f"/{code}").headers["Location"] == "https://example.org/fresh"
+
+
 # --- rate limit ------------------------------------------------------------
 
 
