@@ -154,11 +154,14 @@ class Database:
             return self._pool
 
     @contextmanager
-    def connection(self, seconds: float | None = None, *, probe: bool = True) -> Iterator[psycopg.Connection]:
+    def connection(self, seconds: float | None = None, *, probe: bool = True,
+                   background: bool = False) -> Iterator[psycopg.Connection]:
         """Lend a connection for one call, over within `seconds` (the deadline); every failure becomes an ApiError.
 
         probe=False skips the direct connect tried after an outage: libpq gives a connect at
-        least 2 s, more than a caller in a hurry (the readiness probe) may wait.
+        least 2 s, more than a caller in a hurry (the readiness probe) may wait. A background
+        call (the click flush) that runs out of time does not open the breaker: users' own calls
+        judge whether Postgres answers them in time.
         """
         if not self.breaker.allows():
             raise DatabaseUnavailable("postgres is marked down; retrying shortly")
@@ -183,6 +186,13 @@ class Database:
             # fix. A write was rolled back with its transaction.
             raise ApiError(400, "invalid_value", "A value of the request cannot be stored; nothing was.") from exc
         except psycopg.OperationalError as exc:
+            hurried = seconds is not None and seconds < self.deadline_seconds
+            if (hurried or background) and time.monotonic() >= deadline:
+                # A caller in more of a hurry than users (the readiness probe), or one no user waits
+                # for (the click flush), ran out of its own time: Postgres is slower than it, not
+                # out. On a starved host that happens; it must not open the breaker and fail users'
+                # calls at once that would have had their own deadline.
+                raise DatabaseUnavailable("no answer in time") from exc
             # Unreachable, refused, or silent past the deadline (the pool's errors are
             # OperationalErrors too). Logged once per outage by the state, not once per request.
             self.breaker.failed()
@@ -200,14 +210,14 @@ class Database:
             _DEADLINE.reset(token)
 
     @contextmanager
-    def _writing(self) -> Iterator[psycopg.Connection]:
+    def _writing(self, background: bool = False) -> Iterator[psycopg.Connection]:
         """A connection in a transaction: a write abandoned at its deadline is rolled back, not applied later.
 
         In autocommit, a statement already sent to a frozen Postgres would run when it wakes up,
         after its caller was told 503. Only a deadline that falls on the COMMIT itself leaves the
         outcome unknown (a click batch is then counted once all the same: by its id).
         """
-        with self.connection() as conn, conn.transaction():
+        with self.connection(background=background) as conn, conn.transaction():
             yield conn
 
     def _probe(self) -> None:
@@ -258,7 +268,7 @@ class Database:
         Also prunes batch ids older than CLICK_BATCH_IDS_KEPT, but never those of the batches given.
         """
         ids = list(batches)
-        with self._writing() as conn:
+        with self._writing(background=True) as conn:
             # One flush at a time across workers: two flushes locking the same links in different
             # orders would deadlock, and the loser's worker used to take Postgres for down.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,))
