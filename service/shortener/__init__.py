@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, tracing
+from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, shortcut, tracing
 from .cache import Cache
 from .clicks import ClickFlusher
 from .db import Database
@@ -18,7 +18,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     instrumented = app.config["SHORTENER_INSTRUMENTATION"]
     # The request's span lives until teardown: access lines carry its trace id,
     # which the logs' hook reads after tracing's own hook has started the span.
-    tracing.init_app(app)
+    traced = tracing.init_app(app)
     logs.init_app(app, access_log=instrumented)
     metrics.init_app(app, per_request=instrumented)
     errors.init_app(app)
@@ -55,6 +55,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)
     app.extensions["shortener.limiter"] = ratelimit.init_app(app, "links.shorten")
+    if not traced:
+        # Cache hits answered before Flask; traced, they go through Flask, whose spans record them.
+        app.wsgi_app = shortcut.CacheHitShortcut(app.wsgi_app, app)
     # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
     app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)
     return app

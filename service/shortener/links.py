@@ -3,7 +3,7 @@
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify, redirect, request
+from flask import Blueprint, current_app, jsonify, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 from werkzeug.routing import BaseConverter
 
@@ -167,24 +167,43 @@ def _not_followable(refusal: str) -> ApiError:
     return ApiError(status, refusal, message)
 
 
+# What Redis said about a GET /<code> that the cache-hit shortcut (shortcut.py) let through: a miss
+# or a refusal, which the view answers without asking Redis again.
+LOOKED_UP_KEY = "shortener.looked_up"
+
+
 @bp.get("/<code>")
 def follow(code: str):
     """Redirect to a code's target: a cache hit, or a refusal Redis remembers, costs one Redis round trip."""
     if not codes.is_well_formed(code):
         raise _not_followable("not_found")
     cache = _cache()
-    url, refusal = cache.follow(code)  # the lookup and its click (or why not), in one script
+    # The lookup and its click (or why not), in one script, unless the shortcut ran it already.
+    url, refusal = request.environ.pop(LOOKED_UP_KEY, None) or cache.follow(code)
     if url is None and refusal is None:
         # A Redis outage counts as a miss: the answer came from Postgres.
-        metrics.CACHE_REQUESTS.labels(result="miss").inc()
-        url = _follow_from_postgres(code, cache)
-    else:
-        metrics.CACHE_REQUESTS.labels(result="hit").inc()
-        if refusal is not None:
-            raise _not_followable(refusal)
-    current_app.extensions["shortener.clicks"].ensure_running()
+        metrics.CACHE_MISSES.inc()
+        return redirected(current_app, _follow_from_postgres(code, cache))
+    if refusal is not None:
+        metrics.CACHE_HITS.inc()
+        raise _not_followable(refusal)
+    return served_from_cache(current_app, url)
+
+
+FOLLOW_ENDPOINT = f"{bp.name}.{follow.__name__}"
+
+
+def served_from_cache(app, url: str):
+    """A cache hit's 302 (its click is counted in Redis already): the hit counted, and the redirect."""
+    metrics.CACHE_HITS.inc()
+    return redirected(app, url)
+
+
+def redirected(app, url: str):
+    """The 302 to a link's target, counted; the worker's click flusher is running."""
+    app.extensions["shortener.clicks"].ensure_running()
     metrics.REDIRECTS.inc()
-    return redirect(url, code=302)
+    return app.redirect(url, code=302)
 
 
 def _follow_from_postgres(code: str, cache) -> str:
