@@ -34,7 +34,11 @@ PARTS = {
     "request metrics": ("observe_request",),
     "access log (the rest of counting the exchange)": ("Exchange.finish",),
     "response written to the socket": ("gunicorn/util.py:348", "Response.write", "Response.send_headers"),
-    "Flask/Werkzeug/Gunicorn, the rest of the request": ("SyncWorker.handle",),
+    "connection closed (Gunicorn waits for the peer's FIN)": ("close_graceful",),
+    "Flask's request machinery (a request the shortcut let through)": ("Flask.wsgi_app",),
+    "the shortcut: routing, counting the hit, the 302": ("CacheHitShortcut",),
+    "the delivery layer: request id, header check": ("Delivery.__call__",),
+    "Gunicorn: reading and parsing the request, the rest": ("SyncWorker.handle",),
     "waiting for a connection": ("SyncWorker.run",),
 }
 

@@ -183,26 +183,26 @@ def follow(code: str):
     if url is None and refusal is None:
         # A Redis outage counts as a miss: the answer came from Postgres.
         metrics.CACHE_MISSES.inc()
-        return redirected(current_app, _follow_from_postgres(code, cache))
-    if refusal is not None:
+        url = _follow_from_postgres(code, cache)
+    else:
         metrics.CACHE_HITS.inc()
-        raise _not_followable(refusal)
-    return served_from_cache(current_app, url)
+        if refusal is not None:
+            raise _not_followable(refusal)
+    count_redirect(current_app)
+    return redirect_to(current_app, url)
 
 
 FOLLOW_ENDPOINT = f"{bp.name}.{follow.__name__}"
 
 
-def served_from_cache(app, url: str):
-    """A cache hit's 302 (its click is counted in Redis already): the hit counted, and the redirect."""
-    metrics.CACHE_HITS.inc()
-    return redirected(app, url)
-
-
-def redirected(app, url: str):
-    """The 302 to a link's target, counted; the worker's click flusher is running."""
+def count_redirect(app) -> None:
+    """Count a redirect; the worker's click flusher must run to write its click (counted in Redis) to Postgres."""
     app.extensions["shortener.clicks"].ensure_running()
     metrics.REDIRECTS.inc()
+
+
+def redirect_to(app, url: str):
+    """The 302 to a link's target."""
     return app.redirect(url, code=302)
 
 

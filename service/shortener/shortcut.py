@@ -1,4 +1,4 @@
-"""A cache hit served before Flask: the redirect most requests are, for the price of its Redis call.
+"""A cache hit served before Flask: the redirect most requests are, for little more than its Redis call.
 
 Flask's request machinery (its contexts, hooks, error handlers) cost a cache hit as much as the
 hit's own round trip to Redis. This layer routes a GET with the app's own URL map, asks Redis
@@ -7,10 +7,15 @@ route or method, a code that is not well formed, a miss or a refusal (with what 
 that Redis is asked once). The delivery layer around it counts and logs every answer, as ever.
 """
 
+import functools
+
 from werkzeug.exceptions import HTTPException
 
-from . import codes, links
+from . import codes, links, metrics
 from .delivery import ROUTE_KEY
+
+# The 302s kept ready, by target URL, per worker: a popular link's answer is built once.
+ANSWERS_KEPT = 4096
 
 
 class CacheHitShortcut:
@@ -22,6 +27,7 @@ class CacheHitShortcut:
         self.cache = app.extensions["shortener.cache"]
         # Routing needs neither host nor scheme here: no rule of the app names one.
         self.routes = app.url_map.bind("")
+        self.answer = functools.lru_cache(maxsize=ANSWERS_KEPT)(self._answer)
 
     def __call__(self, environ, start_response):
         route, code = self._follow_route(environ)
@@ -32,7 +38,11 @@ class CacheHitShortcut:
             environ[links.LOOKED_UP_KEY] = looked_up
             return self.wsgi_app(environ, start_response)
         environ[ROUTE_KEY] = route
-        return links.served_from_cache(self.app, url)(environ, start_response)
+        metrics.CACHE_HITS.inc()
+        links.count_redirect(self.app)
+        status, headers, body = self.answer(url)
+        start_response(status, list(headers))  # a list of its own: the delivery layer adds to it
+        return [body]
 
     def _follow_route(self, environ) -> tuple[str | None, str | None]:
         """The follow view's route and the code, for a GET that Flask would send there with a well-formed code."""
@@ -46,3 +56,12 @@ class CacheHitShortcut:
         if rule.endpoint != links.FOLLOW_ENDPOINT or code is None or not codes.is_well_formed(code):
             return None, None
         return rule.rule, code
+
+    def _answer(self, url: str) -> tuple[str, tuple[tuple[str, str], ...], bytes]:
+        """The view's 302 to a URL as WSGI's status, headers and body: for a GET, they depend on the URL alone.
+
+        A target whose Location cannot be encoded raises here, on every visit (nothing is kept),
+        as it does in the view: the delivery layer answers and counts the JSON 500.
+        """
+        body, status, headers = links.redirect_to(self.app, url).get_wsgi_response({"REQUEST_METHOD": "GET"})
+        return status, tuple(headers), b"".join(body)

@@ -8,7 +8,7 @@ import pytest
 from flask import request
 from prometheus_client import REGISTRY
 
-from shortener import metrics
+from shortener import delivery, metrics
 from shortener.dependency import DependencyState
 
 # A target stored before hosts were checked: Werkzeug refuses to encode it into a Location header.
@@ -60,7 +60,7 @@ def test_a_cache_hit_is_answered_before_flask_with_the_views_own_302(app):
     assert hit.headers["Location"] == "https://example.org/hot"
 
 
-def test_a_cache_hit_is_counted_once_on_its_route_with_its_duration_and_logged(app, capsys):
+def test_every_cache_hit_is_counted_once_on_its_route_with_its_duration_and_one_in_ten_logged(app, capsys):
     client = app.test_client()
     code = cached_link(client)
     counts = {"answers": ("http_requests_total", {"method": "GET", "route": "/<code>", "status": "302"}),
@@ -70,17 +70,29 @@ def test_a_cache_hit_is_counted_once_on_its_route_with_its_duration_and_logged(a
     before = {name: sample(metric, **labels) for name, (metric, labels) in counts.items()}
     capsys.readouterr()
 
-    response = client.get(f"/{code}", headers={"X-Request-ID": "hot-1"})
+    hits = [client.get(f"/{code}", headers={"X-Request-ID": f"hot-{n}"}) for n in range(delivery.REDIRECT_LINE_EVERY)]
 
-    assert response.status_code == 302 and response.headers["X-Request-ID"] == "hot-1"
+    assert all(hit.status_code == 302 and hit.headers["X-Request-ID"] == f"hot-{n}" for n, hit in enumerate(hits))
+    every = delivery.REDIRECT_LINE_EVERY
     assert {name: sample(metric, **labels) - before[name] for name, (metric, labels) in counts.items()} == {
-        "answers": 1, "timed": 1, "hits": 1, "redirects": 1}
-    (line,) = access_lines(capsys.readouterr().out)
-    assert (line["request_id"], line["method"], line["route"], line["path"], line["status"]) == (
-        "hot-1", "GET", "/<code>", f"/{code}", 302)
+        "answers": every, "timed": every, "hits": every, "redirects": every}
+    (line,) = access_lines(capsys.readouterr().out)  # one of any ten in a row
+    assert line["request_id"].startswith("hot-") and line["sampled_one_in"] == every
+    assert (line["method"], line["route"], line["path"], line["status"]) == ("GET", "/<code>", f"/{code}", 302)
     assert line["duration_ms"] >= 0
     app.extensions["shortener.clicks"].flush()
-    assert client.get(f"/api/links/{code}").get_json()["clicks"] == 2  # the miss's click, and the hit's
+    assert client.get(f"/api/links/{code}").get_json()["clicks"] == 1 + every  # the miss's click, and the hits'
+
+
+def test_every_refusal_and_error_has_its_access_line(app, capsys):
+    client = app.test_client()
+    capsys.readouterr()
+
+    statuses = [client.get(f"/{secrets.token_hex(4)}").status_code for _ in range(delivery.REDIRECT_LINE_EVERY)]
+
+    assert statuses == [404] * delivery.REDIRECT_LINE_EVERY
+    lines = access_lines(capsys.readouterr().out)
+    assert [line["status"] for line in lines] == statuses and not any("sampled_one_in" in line for line in lines)
 
 
 @pytest.mark.parametrize("request_line", ["HEAD /{code}", "POST /{code}", "GET /{code}/", "GET /health",
