@@ -36,7 +36,7 @@ PARTS = {
     "response written to the socket": ("gunicorn/util.py:348", "Response.write", "Response.send_headers"),
     "connection closed (Gunicorn waits for the peer's FIN)": ("close_graceful",),
     "Flask's request machinery (a request the shortcut let through)": ("Flask.wsgi_app",),
-    "the shortcut: routing, counting the hit, the 302": ("CacheHitShortcut",),
+    "the shortcut: routing, counting the hit, the 302 kept ready": ("CacheHitShortcut",),
     "the delivery layer: request id, header check": ("Delivery.__call__",),
     "Gunicorn: reading and parsing the request, the rest": ("SyncWorker.handle",),
     "waiting for a connection": ("SyncWorker.run",),
@@ -104,8 +104,9 @@ def main(argv=None) -> int:
         load.run("warm-up", "redirect", door.url, connections=args.connections, seconds=3, codes=codes_path)
         wrk = load.start("redirect", door.url, connections=args.connections, seconds=args.seconds + 2, codes=codes_path)
         raw = [workdir / f"worker-{pid}.txt" for pid in app.worker_pids()]
-        spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", path.stem.split("-")[1], "--idle", "--rate",
-                                   str(RATE), "--duration", str(args.seconds), "--format", "raw", "-o", str(path)],
+        # Non-blocking: stopping a worker at every sample would slow the very requests measured.
+        spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", path.stem.split("-")[1], "--idle", "--nonblocking",
+                                   "--rate", str(RATE), "--duration", str(args.seconds), "--format", "raw", "-o", str(path)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for path in raw]
         for spy in spies:
             spy.wait()
