@@ -24,7 +24,7 @@ from collections import Counter
 import psycopg
 
 from harness.stack import Stack
-from shortener import migrations
+from shortener import config, migrations
 from shortener.cache import CLICKS_KEY, Cache
 from shortener.clicks import ClickFlusher
 from shortener.db import Database
@@ -34,8 +34,14 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 def worker(stack: Stack) -> ClickFlusher:
     """A worker's flusher, with the app's default timeouts."""
-    db = Database(stack.database_url, connect_timeout=3, statement_timeout_ms=5000, pool_timeout=3.0, max_size=4)
-    return ClickFlusher(Cache(stack.redis_url, socket_timeout=0.25, ttl_seconds=3600), db)
+    settings = config.DEFAULTS
+    db = Database(stack.database_url, deadline_seconds=settings["DATABASE_DEADLINE_SECONDS"],
+                  connect_timeout=settings["DATABASE_CONNECT_TIMEOUT"],
+                  statement_timeout_ms=settings["DATABASE_STATEMENT_TIMEOUT_MS"],
+                  max_size=settings["DATABASE_POOL_MAX_SIZE"])
+    cache = Cache(stack.redis_url, socket_timeout=settings["REDIS_SOCKET_TIMEOUT"],
+                  ttl_seconds=settings["CACHE_TTL_SECONDS"])
+    return ClickFlusher(cache, db)
 
 
 def leave_batches(cache: Cache, codes: list[str], batches: int, codes_per_batch: int) -> Counter:

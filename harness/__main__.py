@@ -220,7 +220,7 @@ def drill(args) -> int:
             print(f"{len(jobs)} drills ({args.repeat} of each), {args.parallel} at a time", flush=True)
         return 0
     if attached:
-        print(f"drilling on the running `make up` stack ({attached.url('app')}); --fresh starts one per drill instead",
+        print(f"drilling on the running `make up` stack ({attached.url('frontdoor')}); --fresh starts one per drill instead",
               flush=True)
     # Ctrl-C, or a TERM from a CI runner, must still restore every fault and remove every stack.
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -40,7 +40,7 @@ REPORT = "chaos-report"
 def take(stack: Stack, unavailable: dict[str, str], folder: Path = DOCS) -> int:
     """Drill on the stack and write every picture it can into folder; say why each other one is missing."""
     folder.mkdir(parents=True, exist_ok=True)
-    say(f"screenshots: the {SCENARIO} drill on {stack.url('app')}, its camera on; then the stack's other pages")
+    say(f"screenshots: the {SCENARIO} drill on {stack.url('frontdoor')}, its camera on; then the stack's other pages")
     record = Drill(stack).run(SCENARIOS[SCENARIO])
     written, missing = [], {}
     for shot in record.screenshots:

@@ -22,6 +22,9 @@ graceful_timeout = 8
 max_requests = 20000
 max_requests_jitter = 2000
 keepalive = 5
+# No control socket: it would let any local process resize or reload Gunicorn, and the image's
+# user has no home to put it in (Gunicorn logged "Control server error" at every start).
+control_socket_disable = True
 
 # The app writes its own JSON access line; Gunicorn's would duplicate it.
 accesslog = None

@@ -13,7 +13,7 @@ from harness.stack import Stack, render_prometheus_files
 from harness.stack.observe import Prometheus
 from harness.waiting import wait_until
 
-LOCK_HOLD = 1.0  # seconds each lock is held: long for a request, short of the app's 5 s statement timeout
+LOCK_HOLD = 1.0  # seconds each lock is held: long for a request, short of the app's 1.5 s statement timeout
 LOCK_GAP = 0.1  # seconds between two locks, in which the queued requests get through
 
 

@@ -175,6 +175,28 @@ def dependencies() -> timeseries.Panel:
     )
 
 
+def frontdoor_answers() -> timeseries.Panel:
+    return (
+        timeseries.Panel().title("Front door: answers by who gave them")
+        .description("Every answer of the front door per second (observability/mtail): the app's, and nginx's own"
+                     " (malformed requests, bodies too large, slow clients, Gunicorn unreachable or too slow).")
+        .with_target(_query("sum by (answered_by, status) (rate(frontdoor_responses_total{job=\"frontdoor-log\"}"
+                            "[$__rate_interval]))", "{{answered_by}} {{status}}"))
+        .datasource(PROMETHEUS).unit("reqps").min(0).height(8).span(12)
+    )
+
+
+def frontdoor_reach() -> timeseries.Panel:
+    return (
+        timeseries.Panel().title("Front door: what users reach")
+        .description("The probe of /health/ready through the front door (1 answered ready; ShortenerUnreachable"
+                     " pages after 1m at 0), and the connections nginx holds (slow clients hold them, not workers).")
+        .with_target(_query('probe_success{job="probe"}', "probe ready", "A"))
+        .with_target(_query('nginx_connections_active{job="frontdoor"}', "connections", "B"))
+        .datasource(PROMETHEUS).min(0).height(8).span(12)
+    )
+
+
 def app_logs() -> logs.Panel:
     return (
         logs.Panel().title("App logs")
@@ -211,6 +233,8 @@ def build() -> dict:
         .with_panel(request_rate()).with_panel(error_rate()).with_panel(latency())
         .with_row(dashboard.Row("Saturation and dependencies"))
         .with_panel(memory()).with_panel(cpu()).with_panel(dependencies()).with_panel(burn_rate())
+        .with_row(dashboard.Row("Front door"))
+        .with_panel(frontdoor_answers()).with_panel(frontdoor_reach())
         .with_row(dashboard.Row("Logs (Loki)"))
         .with_panel(app_logs()).with_panel(error_logs())
     )

@@ -1,6 +1,7 @@
 """A URL shortener: Postgres stores links, Redis caches redirects."""
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, shortcut, tracing
 from .cache import Cache
@@ -28,9 +29,9 @@ def create_app(overrides: dict | None = None) -> Flask:
     # are still coming up; both are reached on first use.
     app.extensions["shortener.db"] = Database(
         app.config["DATABASE_URL"],
+        deadline_seconds=app.config["DATABASE_DEADLINE_SECONDS"],
         connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT"],
         statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
-        pool_timeout=app.config["DATABASE_POOL_TIMEOUT"],
         max_size=app.config["DATABASE_POOL_MAX_SIZE"],
         backoff_seconds=app.config["DATABASE_BACKOFF_SECONDS"],
     )
@@ -55,8 +56,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(links.bp)
     app.extensions["shortener.limiter"] = ratelimit.init_app(app, "links.shorten")
+    # request.remote_addr is the client that the trusted proxies saw (the rate limits' key), not the last proxy.
+    if app.config["SHORTENER_TRUSTED_PROXY_HOPS"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SHORTENER_TRUSTED_PROXY_HOPS"])
     if not traced:
-        # Cache hits answered before Flask; traced, they go through Flask, whose spans record them.
+        # Cache hits answered before Flask (and before ProxyFix: a hit never reads the client's
+        # address); traced, they go through Flask, whose spans record them.
         app.wsgi_app = shortcut.CacheHitShortcut(app.wsgi_app, app)
     # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
     app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)

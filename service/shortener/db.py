@@ -1,19 +1,24 @@
 """Postgres: the connection pool, the schema and the queries on links."""
 
+import logging
 import select
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from .dependency import CircuitBreaker, DependencyState
 from .errors import ApiError
+
+log = logging.getLogger("shortener.db")
 
 LINK_COLUMNS = "code, url, created_at, expires_at, disabled_at, clicks"
 
@@ -35,13 +40,42 @@ STATE = ("CASE WHEN disabled_at IS NOT NULL THEN 'disabled'"
 ACTIVE = f"{STATE} = 'active'"
 SECONDS_LEFT = "extract(epoch FROM expires_at - now())::float8"
 
+# When the current call to Postgres must be over (time.monotonic()), set while Database.connection lends.
+_DEADLINE: ContextVar[float | None] = ContextVar("postgres_deadline", default=None)
+
+
+class DeadlineConnection(psycopg.Connection):
+    """A connection whose every wait for Postgres ends at the lending call's deadline.
+
+    statement_timeout is enforced by the server, so a Postgres that hangs (frozen, or its host
+    gone while the kernel still ACKs) would keep the wait going forever. Past the deadline the
+    connection is abandoned, not cancelled: a cancel request needs a new connection to that same
+    silent server. The pool discards the broken connection.
+    """
+
+    def wait(self, gen, interval: float = 0.1, timeout: float | None = None):
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            return super().wait(gen, interval, timeout)
+        left = max(deadline - time.monotonic(), 0.0)
+        try:
+            return super().wait(gen, interval, left if timeout is None else min(timeout, left))
+        except psycopg.OperationalError:
+            if time.monotonic() < deadline:
+                raise
+            # Closing the socket also tells a Postgres that wakes up that its client left: it rolls
+            # back the open transaction, so a write given up before its COMMIT is never applied.
+            self.pgconn.finish()
+            raise psycopg.OperationalError("Postgres did not answer by the deadline; connection abandoned") from None
+
 
 def check_if_stale(conn: psycopg.Connection) -> None:
     """Pool check on checkout: a round trip to Postgres only when the socket says something happened.
 
     An idle healthy connection has nothing to read. One that Postgres closed (a restart, a
     terminated backend) reads as EOF or a FATAL message, so it gets the full check, fails it
-    and is replaced: the request never sees it. A healthy checkout costs no round trip.
+    and is replaced: the request never sees it. A healthy checkout costs no round trip. A silent
+    Postgres (frozen) passes: the call's deadline ends what follows, and this check's own wait.
     """
     if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
         ConnectionPool.check_connection(conn)
@@ -55,6 +89,12 @@ class DatabaseUnavailable(ApiError):
         self.detail = detail
 
 
+# A host that vanished (no ACKs at all) is found out by the kernel: an idle pooled connection within
+# keepalives_idle + keepalives_interval * keepalives_count seconds, a request in flight within
+# tcp_user_timeout (set to the deadline). A frozen Postgres, whose kernel still ACKs, is the deadline's.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 1, "keepalives_count": 3}
+
+
 class Database:
     """A lazily opened connection pool; the schema is the migrations' business (run before start)."""
 
@@ -62,23 +102,23 @@ class Database:
         self,
         url: str,
         *,
+        deadline_seconds: float,
         connect_timeout: int,
         statement_timeout_ms: int,
-        pool_timeout: float,
         max_size: int,
         backoff_seconds: float = 2.0,
     ):
         self.url = url
+        self.deadline_seconds = deadline_seconds
         self.connect_timeout = connect_timeout
         self.statement_timeout_ms = statement_timeout_ms
-        self.pool_timeout = pool_timeout
         self.max_size = max_size
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
         self.state = DependencyState("postgres")
         # While Postgres is known down, requests fail fast (503, or the cache)
-        # instead of each holding a worker for the pool timeout; one request
-        # per interval tries again, so recovery needs no restart.
+        # instead of each waiting out its deadline; one request per interval
+        # tries again, so recovery needs no restart.
         self.breaker = CircuitBreaker(backoff_seconds)
 
     def _open_pool(self) -> ConnectionPool:
@@ -89,15 +129,16 @@ class Database:
             if self._pool is None:
                 self._pool = ConnectionPool(
                     self.url,
+                    connection_class=DeadlineConnection,
                     min_size=1,
                     max_size=self.max_size,
                     open=True,
                     name="shortener",
-                    timeout=self.pool_timeout,
+                    timeout=self.deadline_seconds,
                     # A failed background connect gives up quickly, so the next
                     # request starts a fresh attempt instead of waiting out a
                     # long exponential backoff after Postgres comes back.
-                    reconnect_timeout=max(self.pool_timeout, 1.0) * 2,
+                    reconnect_timeout=max(self.deadline_seconds, 1.0) * 2,
                     # Connections that died with a Postgres restart are dropped
                     # here rather than failing the request that borrows them.
                     check=check_if_stale,
@@ -106,53 +147,94 @@ class Database:
                         "connect_timeout": self.connect_timeout,
                         "options": f"-c statement_timeout={self.statement_timeout_ms}",
                         "application_name": "shortener",
+                        **KEEPALIVES,
+                        "tcp_user_timeout": int(self.deadline_seconds * 1000),
                     },
                 )
             return self._pool
 
     @contextmanager
-    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
-        """Lend a connection with the schema in place; outages become DatabaseUnavailable."""
+    def connection(self, seconds: float | None = None, *, probe: bool = True,
+                   background: bool = False) -> Iterator[psycopg.Connection]:
+        """Lend a connection for one call, over within `seconds` (the deadline); every failure becomes an ApiError.
+
+        probe=False skips the direct connect tried after an outage: libpq gives a connect at
+        least 2 s, more than a caller in a hurry (the readiness probe) may wait. A background
+        call (the click flush) that runs out of time does not open the breaker: users' own calls
+        judge whether Postgres answers them in time.
+        """
         if not self.breaker.allows():
             raise DatabaseUnavailable("postgres is marked down; retrying shortly")
+        deadline = time.monotonic() + (self.deadline_seconds if seconds is None else seconds)
+        token = _DEADLINE.set(deadline)
         try:
-            if self.state.is_up is False:
+            if probe and self.state.is_up is False:
                 self._probe()
-            with self._open_pool().connection(timeout=timeout) as conn:
-                self.breaker.succeeded()
-                self.state.mark_up()
+            with self._open_pool().connection(timeout=deadline - time.monotonic()) as conn:
                 yield conn
         except (errors.UndefinedTable, errors.UndefinedColumn) as exc:
             # A database without the schema: `python -m shortener migrate` was not run.
             raise DatabaseUnavailable(f"{exc} (run `python -m shortener migrate`)") from exc
-        except (errors.DeadlockDetected, errors.SerializationFailure, errors.TransactionRollback) as exc:
-            # A deadlock or serialization failure: this transaction lost, Postgres is fine.
-            # Tripping the breaker here would fail every create of this worker for a while.
+        except (errors.DeadlockDetected, errors.SerializationFailure, errors.TransactionRollback,
+                errors.QueryCanceled) as exc:
+            # This transaction lost (a deadlock, a serialization failure) or its statement ran past
+            # statement_timeout (a lock, a slow query): Postgres answered, so the breaker stays
+            # closed. Tripping it would fail every call of this worker for a while.
             raise DatabaseUnavailable(str(exc)) from exc
-        except errors.QueryCanceled as exc:
-            # A statement past its timeout (a lock, a slow query): this request
-            # fails, but Postgres answers, so the breaker stays closed.
-            raise DatabaseUnavailable(str(exc)) from exc
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            # Logged once per outage by the state, not once per request.
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            # A value of the request that Postgres refuses, or cannot hand back: the client's to
+            # fix. A write was rolled back with its transaction.
+            raise ApiError(400, "invalid_value", "A value of the request cannot be stored; nothing was.") from exc
+        except psycopg.OperationalError as exc:
+            hurried = seconds is not None and seconds < self.deadline_seconds
+            if (hurried or background) and time.monotonic() >= deadline:
+                # A caller in more of a hurry than users (the readiness probe), or one no user waits
+                # for (the click flush), ran out of its own time: Postgres is slower than it, not
+                # out. On a starved host that happens; it must not open the breaker and fail users'
+                # calls at once that would have had their own deadline.
+                raise DatabaseUnavailable("no answer in time") from exc
+            # Unreachable, refused, or silent past the deadline (the pool's errors are
+            # OperationalErrors too). Logged once per outage by the state, not once per request.
             self.breaker.failed()
             self.state.mark_down(exc)
             raise DatabaseUnavailable(str(exc)) from exc
+        except psycopg.Error as exc:
+            # A fault of this code or of the driver (InterfaceError, ProgrammingError, ...): a 503
+            # with its stack trace in the log, not an outage.
+            log.exception("postgres call failed")
+            raise DatabaseUnavailable(str(exc)) from exc
+        else:
+            self.breaker.succeeded()
+            self.state.mark_up()
+        finally:
+            _DEADLINE.reset(token)
+
+    @contextmanager
+    def _writing(self, background: bool = False) -> Iterator[psycopg.Connection]:
+        """A connection in a transaction: a write abandoned at its deadline is rolled back, not applied later.
+
+        In autocommit, a statement already sent to a frozen Postgres would run when it wakes up,
+        after its caller was told 503. Only a deadline that falls on the COMMIT itself leaves the
+        outcome unknown (a click batch is then counted once all the same: by its id).
+        """
+        with self.connection(background=background) as conn, conn.transaction():
+            yield conn
 
     def _probe(self) -> None:
         """Try one direct connection: refused at once, where the pool would wait its timeout."""
         psycopg.connect(self.url, connect_timeout=self.connect_timeout, application_name="shortener-probe").close()
 
-    def ping(self, timeout: float | None = None) -> None:
-        """Run a trivial query; raise DatabaseUnavailable if Postgres does not answer."""
-        with self.connection(timeout=timeout) as conn:
+    def ping(self, seconds: float) -> None:
+        """Run a trivial query within `seconds`; raise DatabaseUnavailable if Postgres does not answer."""
+        with self.connection(seconds, probe=False) as conn:
             conn.execute("SELECT 1")
 
     def insert_link(self, code: str, url: str, expires_at: datetime | None = None,
                     owner_key: str | None = None) -> dict | None:
         """Store a link (with its creator's key fingerprint) and return its row; None if the code is taken."""
-        with self.connection() as conn:
-            # Autocommit: once execute returns, the row is durable.
+        with self._writing() as conn:
+            # Committed when the block ends, so durable before the caller answers 201; a value
+            # Postgres cannot hand back (an expiry past year 9999 in UTC) rolls it back.
             return conn.cursor(row_factory=dict_row).execute(
                 f"INSERT INTO links (code, url, expires_at, owner_key) VALUES (%s, %s, %s, %s)"
                 f" ON CONFLICT (code) DO NOTHING RETURNING {LINK_COLUMNS}",
@@ -168,7 +250,7 @@ class Database:
 
     def follow(self, code: str) -> tuple[str, float | None] | None:
         """Count a click on an active link; return its URL and seconds left, or None."""
-        with self.connection() as conn:
+        with self._writing() as conn:
             row = conn.execute(
                 f"UPDATE links SET clicks = clicks + 1 WHERE code = %s AND {ACTIVE} RETURNING url, {SECONDS_LEFT}",
                 (code,),
@@ -186,7 +268,7 @@ class Database:
         Also prunes batch ids older than CLICK_BATCH_IDS_KEPT, but never those of the batches given.
         """
         ids = list(batches)
-        with self.connection() as conn, conn.transaction():
+        with self._writing(background=True) as conn:
             # One flush at a time across workers: two flushes locking the same links in different
             # orders would deadlock, and the loser's worker used to take Postgres for down.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,))
@@ -216,7 +298,7 @@ class Database:
         either raises, nothing changes, so a cache that could not be told never serves a link
         that Postgres calls disabled, nor hides one that Postgres calls enabled.
         """
-        with self.connection() as conn, conn.transaction():
+        with self._writing() as conn:
             row = conn.execute("SELECT owner_key FROM links WHERE code = %s FOR UPDATE", (code,)).fetchone()
             if row is None:
                 return False

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app, request
 
+from . import ratelimit
 from .errors import ApiError
 
 API_KEY_HEADER = "X-API-Key"
@@ -61,10 +62,11 @@ class Keys:
 
 
 def init_app(app) -> None:
-    """Read the keys once per app."""
+    """Read the keys once per app, and the limit on wrong ones."""
     app.extensions["shortener.keys"] = Keys(
         app.config["SHORTENER_API_KEYS"], app.config["SHORTENER_ADMIN_KEYS"], app.config["SHORTENER_CREATE_NEEDS_KEY"]
     )
+    app.extensions["shortener.key_failures"] = ratelimit.key_failures(app)
 
 
 def _presented() -> str:
@@ -80,6 +82,17 @@ def _unauthorized() -> ApiError:
     return ApiError(401, "unauthorized", f"Send a valid API key in the {API_KEY_HEADER} header.")
 
 
+def _identify(keys: Keys, given: str) -> Caller:
+    """The caller behind a key sent; a 401 if it is wrong, a 429 once this client has sent too many wrong ones."""
+    caller = keys.identify(given)
+    failures: ratelimit.KeyFailures | None = current_app.extensions["shortener.key_failures"]
+    if failures is not None:
+        failures.check(wrong=caller is None)
+    if caller is None:
+        raise _unauthorized()
+    return caller
+
+
 def creator() -> Caller | None:
     """Who creates a link: None for an anonymous create (allowed unless SHORTENER_CREATE_NEEDS_KEY is on)."""
     keys: Keys = current_app.extensions["shortener.keys"]
@@ -90,12 +103,9 @@ def creator() -> Caller | None:
                 raise ApiError(403, "keys_not_configured", "Creating links needs an API key. " + HOW_TO_CONFIGURE)
             raise _unauthorized()
         return None
-    caller = keys.identify(given)
     # A wrong key is refused even where creates are open: its owner would otherwise
     # make links that no key can disable.
-    if caller is None:
-        raise _unauthorized()
-    return caller
+    return _identify(keys, given)
 
 
 def changer() -> Caller:
@@ -103,10 +113,10 @@ def changer() -> Caller:
     keys: Keys = current_app.extensions["shortener.keys"]
     if not keys.configured:
         raise ApiError(403, "keys_not_configured", "Disabling or enabling a link needs an API key. " + HOW_TO_CONFIGURE)
-    caller = keys.identify(_presented())
-    if caller is None:
+    given = _presented()
+    if not given:
         raise _unauthorized()
-    return caller
+    return _identify(keys, given)
 
 
 def refuse_unless_allowed(caller: Caller, owner_key: str | None) -> None:

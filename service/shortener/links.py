@@ -1,7 +1,8 @@
 """The links blueprint: create a short link, follow it, read it, disable it, enable it again."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
@@ -58,27 +59,24 @@ def _refuse_unknown_fields(body: dict) -> None:
         raise ApiError(400, "invalid_body", f"Unknown field(s): {', '.join(map(repr, unknown))[:200]}.")
 
 
-def _configured_hosts() -> frozenset[str]:
-    """The canonical hosts of PUBLIC_BASE_URL and SHORTENER_HOST_ALIASES (read once per app)."""
+def _own_hosts() -> frozenset[str]:
+    """Every alias of PUBLIC_BASE_URL's host and of SHORTENER_HOST_ALIASES (read once per app): links to them loop.
+
+    Only configuration says which hosts are this service's own: the request's Host header is the client's to write.
+    Without PUBLIC_BASE_URL, clients reach the service where Gunicorn listens: on loopback (gunicorn.conf.py).
+    """
     hosts = current_app.extensions.get("shortener.own_hosts")
     if hosts is None:
         names = [a.strip() for a in str(current_app.config["SHORTENER_HOST_ALIASES"]).split(",") if a.strip()]
         base = current_app.config["PUBLIC_BASE_URL"]
-        if base:
-            names.append(base.split("://", 1)[-1].split("/", 1)[0])
-        hosts = frozenset(h for h in map(targets.hostname_of, names) if h)
+        names.append(urlsplit(base).netloc if base else "localhost")
+        hosts = frozenset().union(*(targets.aliases(h) for h in map(targets.hostname_of, names) if h))
         current_app.extensions["shortener.own_hosts"] = hosts
     return hosts
 
 
-def _own_hosts() -> frozenset[str]:
-    """The canonical host names this service answers on: links to them would loop."""
-    here = targets.hostname_of(request.host)
-    return _configured_hosts() | {here} if here else _configured_hosts()
-
-
 def _read_expiry(value: object) -> datetime | None:
-    """Parse expires_at: an ISO 8601 time with an offset, in the future."""
+    """Parse expires_at: an ISO 8601 time with an offset, in the future, at most SHORTENER_MAX_EXPIRY_DAYS ahead."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 64:
@@ -89,9 +87,15 @@ def _read_expiry(value: object) -> datetime | None:
         raise ApiError(400, "invalid_expires_at", "expires_at must be an ISO 8601 date-time.") from exc
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ApiError(400, "invalid_expires_at", 'expires_at needs a UTC offset, e.g. "Z" or "+02:00".')
-    if moment <= datetime.now(UTC):
+    now = datetime.now(UTC)
+    if moment <= now:
         raise ApiError(400, "invalid_expires_at", "expires_at must be in the future.")
-    return moment
+    # Before the conversion to UTC, which overflows past the year 9999 (9999-12-31T23:59:59-01:00 did),
+    # and so that every stored expiry can be read back and described.
+    days = current_app.config["SHORTENER_MAX_EXPIRY_DAYS"]
+    if moment > now + timedelta(days=days):
+        raise ApiError(400, "invalid_expires_at", f"expires_at must be at most {days} days from now.")
+    return moment.astimezone(UTC)
 
 
 def _timestamp(moment: datetime | None) -> str | None:
@@ -101,8 +105,8 @@ def _timestamp(moment: datetime | None) -> str | None:
 
 
 def _short_url(code: str) -> str:
-    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url
-    return f"{base.rstrip('/')}/{code}"
+    """PUBLIC_BASE_URL and the code; without it, the path alone, which the client resolves against the URL it used."""
+    return f"{(current_app.config['PUBLIC_BASE_URL'] or '').rstrip('/')}/{code}"
 
 
 def _describe(row: dict) -> dict:
@@ -139,12 +143,14 @@ def shorten():
         row = _db().insert_link(custom, url, expires_at, owner_key)
         if row is None:
             raise ApiError(409, "code_taken", f"The code {custom!r} is already in use.")
+        # A visit just before may have cached its 404 for a few seconds: the new link answers at once.
+        _cache().forget(custom)
     else:
         try:
             row = _store_random(url, expires_at, owner_key)
         except CodeTaken as exc:
             raise ApiError(503, "code_unavailable", "Could not allocate a free code; try again.") from exc
-    # The insert ran in autocommit: the row is durable before this 201 is sent.
+    # The insert's transaction committed: the row is durable before this 201 is sent.
     metrics.LINKS_CREATED.inc()
     return jsonify(_describe(row)), 201
 

@@ -27,6 +27,9 @@ MIGRATIONS = (
     (3, ("ALTER TABLE links ADD COLUMN owner_key text",)),
     # Every flush prunes the oldest batch ids (shortener.db.CLICK_BATCH_IDS_KEPT): found by age, not by a scan.
     (4, ("CREATE INDEX click_batches_applied_at ON click_batches (applied_at)",)),
+    # Expiries stored before they were bounded, past year 9999 in UTC: Postgres keeps them, but no
+    # driver can hand them back (describing such a link failed forever). The latest one it can.
+    (5, ("UPDATE links SET expires_at = '9999-12-31 23:59:59+00' WHERE expires_at > '9999-12-31 23:59:59+00'",)),
 )
 
 # A migration waits this long for a lock before giving up and trying again: while it waits,

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify
 
-from . import codes
+from . import codes, ratelimit
 
 bp = Blueprint("openapi", __name__)
 
@@ -24,20 +24,14 @@ _CODE_PARAM = {
     "required": True,
     "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,32}$"},
 }
-# Disabling and enabling: the creator's key or an admin key.
-_CHANGE_ERRORS = {
-    "401": _error("The API key is missing or is no configured key"),
-    "403": _error("No key is configured in the service (keys_not_configured), or this key did not create the link"
-                  " and is no admin key (not_owner)"),
-    "404": _error("No such link"),
-}
 _TIMESTAMP = {"type": "string", "format": "date-time", "nullable": True}
 _LINK = {
     "type": "object",
     "required": ["code", "short_url", "url", "created_at", "expires_at"],
     "properties": {
         "code": {"type": "string"},
-        "short_url": {"type": "string", "format": "uri"},
+        # Without PUBLIC_BASE_URL, the path alone ("/abc1234"): resolved against the URL the client used.
+        "short_url": {"type": "string", "format": "uri-reference"},
         # Not "format": "uri": the canonical target keeps what browsers send as it is ("|", "^"),
         # which RFC 3986 does not allow.
         "url": {"type": "string", "description": "The target in canonical form: ASCII, as a browser requests it."},
@@ -106,7 +100,7 @@ def document(settings) -> dict:
                     "parameters": [_CODE_PARAM],
                     "responses": {
                         "204": {"description": "Disabled (also when it already was)"},
-                        **_CHANGE_ERRORS,
+                        **_change_errors(settings),
                         "503": _error("Postgres is unavailable, or Redis could not be told (the link stays active)"),
                     },
                 },
@@ -119,7 +113,7 @@ def document(settings) -> dict:
                     "parameters": [_CODE_PARAM],
                     "responses": {
                         "204": {"description": "Enabled (also when it already was)"},
-                        **_CHANGE_ERRORS,
+                        **_change_errors(settings),
                         "503": _error("Postgres is unavailable, or Redis could not be told (the link stays disabled)"),
                     },
                 }
@@ -169,26 +163,47 @@ def document(settings) -> dict:
     }
 
 
+def _too_many(settings, *, creates: bool) -> dict:
+    """The 429 of an operation, if a limit applies to it: on creates (if it creates), on wrong API keys."""
+    reasons = []
+    if creates and (limit := ratelimit.spec(settings, "SHORTENER_CREATE_LIMIT")):
+        reasons.append(f"more creates from this client than {limit}")
+    if limit := ratelimit.spec(settings, "SHORTENER_KEY_FAILURE_LIMIT"):
+        reasons.append(f"more wrong API keys from this client than {limit} (then every key it sends is refused"
+                       " until the window ends)")
+    return {"429": _error(f"Too many requests: {', or '.join(reasons)}; see Retry-After")} if reasons else {}
+
+
+def _change_errors(settings) -> dict:
+    """Disabling and enabling: the creator's key or an admin key."""
+    return {
+        "401": _error("The API key is missing or is no configured key"),
+        "403": _error("No key is configured in the service (keys_not_configured), or this key did not create the"
+                      " link and is no admin key (not_owner)"),
+        "404": _error("No such link"),
+        **_too_many(settings, creates=False),
+    }
+
+
 def _create(settings) -> dict:
-    limited = str(settings["SHORTENER_CREATE_LIMIT"]).strip().lower() not in ("", "off", "0", "none")
     responses = {
         "201": {
             **_json("Link", "Created (committed)"),
             "links": _LINKS_FROM_CREATE,
         },
         "400": _error("Malformed JSON, or a url, code or expires_at the service refuses: besides the schema, a url"
-                      " must name a host browsers can reach (UTS #46 IDNA) that is not this service's own, and"
-                      " expires_at must be in the future"),
+                      " must name a host browsers can reach (UTS #46 IDNA; a host ending in a number must be an"
+                      " IPv4 address) that is not this service's own (PUBLIC_BASE_URL, SHORTENER_HOST_ALIASES),"
+                      " and expires_at must be in the future, at most"
+                      f" {settings['SHORTENER_MAX_EXPIRY_DAYS']} days ahead"),
         "401": _error("The API key is wrong, or missing where creates need one"),
         "403": _error("Creates need a key and none is configured in the service"),
         "409": _error("The custom code is taken"),
         "413": _error(f"The body is larger than {settings['MAX_CONTENT_LENGTH']} bytes"),
         "415": _error("The body is not application/json"),
         "503": _error("Postgres is unavailable"),
+        **_too_many(settings, creates=True),
     }
-    if limited:
-        responses["429"] = _error(f"More creates from this client than {settings['SHORTENER_CREATE_LIMIT']};"
-                                  " see Retry-After")
     return {
         "operationId": "createLink",
         "summary": "Create a short link (a key is optional unless the service requires one)",
@@ -235,7 +250,9 @@ def _schemas(settings) -> dict:
                     "type": "string",
                     "nullable": True,
                     "format": "date-time",
-                    "description": "With a UTC offset; in the future. Absent or null: never expires.",
+                    "description": "With a UTC offset; in the future, at most"
+                    f" {settings['SHORTENER_MAX_EXPIRY_DAYS']} days ahead; stored in UTC. Absent or null: never"
+                    " expires.",
                 },
             },
         },

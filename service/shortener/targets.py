@@ -30,7 +30,15 @@ MAX_HOST_LENGTH = 253
 _URI_SAFE = "-._~:/?#@!$&'()*+,;=%"
 # Browsers do not check hyphens (WHATWG CheckHyphens=false) and allow underscores: neither does this.
 _ASCII_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
-_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+# An IPv4 number's digits in each radix WHATWG reads: 0x-prefixed hexadecimal, 0-prefixed octal, decimal.
+_RADIX_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 10: re.compile(r"[0-9]+")}
+# IPv6 addresses that carry an IPv4 address in their last 32 bits and reach it (RFC 6052's NAT64 prefix).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Hosts that reach the client's own machine whatever DNS says, and the addresses they reach it at.
+_LOCAL = {"localhost": ("127.0.0.1", "[::1]"), "0.0.0.0": ("127.0.0.1",), "[::]": ("[::1]",)}
+# Userinfo as Werkzeug's redirect writes it: anything else (an "@" in the name, a ":" in the password)
+# is %-encoded, so that the Location sent is the stored target.
+_USERINFO_SAFE = "%!$&'()*+,;="
 
 
 def invalid(message: str) -> ApiError:
@@ -38,18 +46,34 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_url", message)
 
 
+def _ipv4_number(part: str) -> int | None:
+    """WHATWG's IPv4 number parser: 0x-hexadecimal, 0-octal or decimal ("0x" alone is 0); None if it is none."""
+    if len(part) > 1 and part[:2].lower() == "0x":
+        digits, radix = part[2:], 16
+    elif len(part) > 1 and part[0] == "0":
+        digits, radix = part[1:], 8
+    else:
+        digits, radix = part, 10
+    if not digits:
+        return 0 if part else None
+    return int(digits, radix) if _RADIX_DIGITS[radix].fullmatch(digits) else None
+
+
 def _ipv4(host: str) -> str | None:
-    """Parse a host as WHATWG's IPv4 parser does (0x7f.1 is 127.0.0.1); None if it is not one."""
+    """WHATWG's host parser on an ASCII domain: None if it does not end in a number, else its IPv4 address.
+
+    A host whose last label (after one trailing dot) is all digits or 0x-hexadecimal must be an
+    IPv4 address (0x7f.1 is 127.0.0.1), or browsers refuse it: so 1.2.3.08 and foo.09 are refused.
+    """
     parts = host.split(".")
-    if parts and parts[-1] == "" and len(parts) > 1:
+    if parts[-1] == "" and len(parts) > 1:
         parts.pop()
-    if not parts or not all(parts) or not _IPV4_PART.fullmatch(parts[-1]):
+    last = parts[-1]
+    if not (last.isascii() and last.isdigit()) and _ipv4_number(last) is None:
         return None
-    if len(parts) > 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
-        raise invalid("The URL's host looks like an IPv4 address but is not a valid one.")
-    # A bare "0x" is zero (before the octal case, which would choke on its "x").
-    numbers = [0 if p.lower() == "0x" else int(p, 16) if p[:2].lower() == "0x"
-               else int(p, 8) if p.startswith("0") and len(p) > 1 else int(p) for p in parts]
+    numbers = [_ipv4_number(part) for part in parts]
+    if len(numbers) > 4 or None in numbers:
+        raise invalid("The URL's host ends in a number but is not a valid IPv4 address.")
     if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
         raise invalid("The URL's host is an IPv4 address out of range.")
     value = numbers[-1] + sum(n << (8 * (3 - i)) for i, n in enumerate(numbers[:-1]))
@@ -107,6 +131,27 @@ def hostname_of(netloc: str) -> str | None:
         return None
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches: IPv4-mapped, IPv4-compatible (::a.b.c.d) or NAT64; else None."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if (int(address) >> 32 == 0 and int(address) > 1) or address in _NAT64:  # :: and ::1 are not IPv4
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def aliases(host: str) -> frozenset[str]:
+    """A canonical host and the other canonical hosts that reach the same machine, as own-host checks compare them."""
+    names = {host}
+    if host.startswith("["):
+        embedded = _embedded_ipv4(ipaddress.IPv6Address(host[1:-1]))
+        if embedded is not None:
+            names.add(str(embedded))
+    for name in tuple(names):
+        names.update(_LOCAL.get("localhost" if name.endswith(".localhost") else name, ()))
+    return frozenset(names)
+
+
 def _refuse_unsafe_characters(url: str) -> None:
     try:
         url.encode("utf-8")
@@ -124,10 +169,15 @@ def _to_ascii(part: str) -> str:
     return quote(part, safe=_URI_SAFE)
 
 
+def _userinfo(userinfo: str) -> str:
+    """Name and password each %-encoded as the redirect's Location writes them (the first ":" separates them)."""
+    return ":".join(quote(part, safe=_USERINFO_SAFE) for part in userinfo.split(":", 1))
+
+
 def check_target(url: object, max_length: int, own_hosts: frozenset[str] = frozenset()) -> str:
     """Return the canonical form of a usable http(s) target; raise ApiError(400) otherwise.
 
-    own_hosts are the service's own canonical host names: a link to one would redirect to itself.
+    own_hosts are the aliases of the service's own hosts: a link to one would redirect to itself.
     """
     if url is None:
         raise ApiError(400, "missing_url", 'The JSON body needs a "url" field.')
@@ -151,9 +201,9 @@ def check_target(url: object, max_length: int, own_hosts: frozenset[str] = froze
     if not raw_host or not raw_host.strip("."):
         raise invalid("The URL has no host.")
     host = canonical_host(raw_host)
-    if host in own_hosts:
+    if aliases(host) & own_hosts:
         raise invalid("The URL points at this shortener; that would be a redirect loop.")
-    netloc = (_to_ascii(userinfo) + "@" if userinfo else "") + host + (f":{port}" if port is not None else "")
+    netloc = (_userinfo(userinfo) + "@" if userinfo else "") + host + (f":{port}" if port is not None else "")
     # As the redirect writes it: the scheme lowercased, no empty port, query or fragment (urlunsplit
     # leaves them out). A URL already in this form comes back exactly as given.
     canonical = urlunsplit(

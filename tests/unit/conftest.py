@@ -30,12 +30,14 @@ def database_url(database_url):
 
 @pytest.fixture
 def make_app(database_url, redis_url):
-    """Build an app (rate limit off, TESTING on, unless overridden); every app built is closed after the test."""
+    """Build an app (rate limits off, TESTING on, unless overridden); every app built is closed after the test."""
     apps = []
 
     def make(**overrides):
         app = create_app(
             {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "SHORTENER_CREATE_LIMIT": "off",
+             # Every test client is 127.0.0.1: one test's wrong keys must not lock out the next test's.
+             "SHORTENER_KEY_FAILURE_LIMIT": "off",
              **overrides}
         )
         app.test_client_class = ServerLikeClient

@@ -34,6 +34,7 @@ class Server:
             "REDIS_URL": redis_url,
             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             "SHORTENER_CREATE_LIMIT": "off",
+            "SHORTENER_KEY_FAILURE_LIMIT": "off",
             **environ,
         }
         self.log = open(self.log_path, "w")  # noqa: SIM115 (open while the server runs)

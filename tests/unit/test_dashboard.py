@@ -8,7 +8,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 from shortener import metrics
 
-from harness import stack
+from harness import config, stack
 from harness.config import ROOT, checks, dashboard, rules
 from observability.grafana import dashboard as generator
 
@@ -16,13 +16,14 @@ MODEL = dashboard.load()
 REQUIRED_PANELS = {
     "App up", "Uptime", "Active alerts", "Error budget remaining (99.9 %, 30d)", "Request rate by method",
     "5xx error rate", "Latency p50 / p95 / p99", "Memory (RSS)", "CPU", "Dependencies: Redis and Postgres",
-    "Error budget burn rate", "App logs", "Errors by request",
+    "Error budget burn rate", "Front door: answers by who gave them", "Front door: what users reach", "App logs",
+    "Errors by request",
 }
 # Panel types Grafana 11.3 ships; a misspelt type renders as "panel plugin not found".
 GRAFANA_PANEL_TYPES = {"row", "timeseries", "stat", "gauge", "bargauge", "table", "logs", "text", "state-timeline",
                        "status-history", "barchart", "piechart", "heatmap", "alertlist"}
 # Metrics that come from Prometheus itself or the exporters, not from the app.
-EXPORTER_METRICS = {"up", "ALERTS", "redis_up", "pg_up"}
+EXPORTER_METRICS = {"up", "ALERTS", "redis_up", "pg_up", "probe_success", "nginx_connections_active"}
 PROMTAIL_LABELS = {"stack", "service", "level"}
 _SAMPLE_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
 
@@ -37,9 +38,15 @@ def _app_metric_names() -> set[str]:
     return names
 
 
+def _log_metric_names() -> set[str]:
+    """The metrics the front door's log exporter declares (observability/mtail)."""
+    return {name for program in config.MTAIL_DIR.glob("*.mtail")
+            for name in re.findall(r"^(?:counter|gauge|histogram) (\w+)", program.read_text(), re.MULTILINE)}
+
+
 def _known_metric_names() -> set[str]:
     recorded = {rule["record"] for rule in rules() if "record" in rule}
-    return _app_metric_names() | recorded | EXPORTER_METRICS
+    return _app_metric_names() | recorded | EXPORTER_METRICS | _log_metric_names()
 
 
 def _provisioned_uids() -> set[str]:

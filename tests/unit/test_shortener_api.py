@@ -7,7 +7,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from shortener import codes
+from shortener import codes, config
 from shortener.cache import key_for
 
 
@@ -54,7 +54,7 @@ def test_create_then_redirect_round_trip(client, database_url):
     body = response.get_json()
     assert body["url"] == "https://example.org/some/page?q=1"
     assert len(body["code"]) == codes.LENGTH and codes.is_well_formed(body["code"])
-    assert body["short_url"] == f"http://localhost/{body['code']}"
+    assert body["short_url"] == f"/{body['code']}"  # no PUBLIC_BASE_URL: the path, never the Host header
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT url FROM links WHERE code = %s", (body["code"],)).fetchone()
     assert row == ("https://example.org/some/page?q=1",)
@@ -68,6 +68,13 @@ def test_public_base_url_builds_short_urls(make_app):
     app = make_app(PUBLIC_BASE_URL="https://sho.rt/")
     body = shorten(app.test_client(), "http://example.org").get_json()
     assert body["short_url"] == f"https://sho.rt/{body['code']}"
+
+
+@pytest.mark.parametrize("value", ["sho.rt", "ftp://sho.rt", "https://sho.rt/?x=1", "https://sho.rt/#x", "https://",
+                                   "http://sho.rt:port/", "http://[::1/"])
+def test_a_malformed_public_base_url_stops_the_app(value):
+    with pytest.raises(config.ConfigurationError, match="PUBLIC_BASE_URL must be an http"):
+        config.load({"PUBLIC_BASE_URL": value}, environ={}, required=())
 
 
 @pytest.mark.parametrize(

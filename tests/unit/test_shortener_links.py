@@ -5,7 +5,7 @@ import re
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
@@ -129,7 +129,7 @@ def test_unknown_fields_are_refused(client):
     ],
 )
 def test_links_to_the_shortener_itself_are_refused(make_app, url):
-    app = make_app(PUBLIC_BASE_URL="https://sho.rt/")
+    app = make_app(PUBLIC_BASE_URL="https://sho.rt/", SHORTENER_HOST_ALIASES="localhost")
     assert_error(app.test_client().post("/shorten", json={"url": url}), 400, "invalid_url")
 
 
@@ -159,6 +159,35 @@ def test_bad_expiry_is_400(client, value):
     assert_error(
         client.post("/shorten", json={"url": "https://example.org", "expires_at": value}), 400, "invalid_expires_at"
     )
+
+
+def stored_urls(database_url, url):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM links WHERE url = %s", (url,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("value", [
+    "9999-12-31T23:59:59-01:00",  # on a live stack: year 10000 in UTC, a 500, and a row that answered 500 forever
+    "9999-12-31T23:59:59+00:00",
+    (datetime.now(UTC) + timedelta(days=3653 + 2)).isoformat(),
+])
+def test_an_expiry_beyond_ten_years_is_a_400_and_leaves_no_row(client, database_url, value):
+    url = f"https://example.org/{unique('far')}"
+    assert_error(client.post("/shorten", json={"url": url, "expires_at": value}), 400, "invalid_expires_at")
+    assert stored_urls(database_url, url) == 0
+
+
+def test_the_furthest_expiry_is_a_setting_and_stored_in_utc(make_app, database_url):
+    client = make_app(SHORTENER_MAX_EXPIRY_DAYS="30").test_client()
+    assert_error(client.post("/shorten", json={"url": "https://example.org", "expires_at": later(days=31)}),
+                 400, "invalid_expires_at")
+    when = (datetime.now(UTC) + timedelta(days=29)).replace(microsecond=0)
+    far_east = when.astimezone(timezone(timedelta(hours=14))).isoformat()
+    created = client.post("/shorten", json={"url": "https://example.org", "expires_at": far_east})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.get_json()["expires_at"] == when.isoformat().replace("+00:00", "Z")
+    described = client.get(f"/api/links/{created.get_json()['code']}")
+    assert described.status_code == 200 and described.get_json()["expires_at"] == created.get_json()["expires_at"]
 
 
 def test_expired_link_is_410_even_when_cached(client, redis_url):
@@ -399,6 +428,15 @@ def test_enable_forgets_the_cached_refusal_at_once(client):
     assert client.get(f"/{code}").headers["Location"] == "https://example.org/back"
 
 
+def test_a_custom_code_created_after_a_visit_answers_at_once(client):
+    code = f"new-{uuid.uuid4().hex[:8]}"
+    assert_error(client.get(f"/{code}"), 404, "not_found")  # now remembered by Redis
+
+    assert client.post("/shorten", json={"url": "https://example.org/fresh", "code": code}).status_code == 201
+
+    assert client.get(f"/{code}").headers["Location"] == "https://example.org/fresh"
+
+
 # --- rate limit ------------------------------------------------------------
 
 
@@ -418,6 +456,85 @@ def test_creates_are_rate_limited_with_retry_after(make_app):
     # Redirects are not limited.
     code = client.post("/shorten", json={"url": "https://example.org"}, environ_base={"REMOTE_ADDR": "10.255.0.1"})
     assert code.status_code in (201, 429)
+
+
+def client_address():
+    """A client address no other test run has used: earlier runs' counters do not interfere."""
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250)}"
+
+
+def test_behind_one_proxy_each_client_has_its_own_bucket_and_cannot_leave_it(make_app):
+    # nginx in front sets X-Forwarded-For to the address it saw (or appends it to what the client sent).
+    client = make_app(SHORTENER_CREATE_LIMIT="2/minute", SHORTENER_TRUSTED_PROXY_HOPS="1").test_client()
+    first, second = client_address(), client_address()
+
+    def create(forwarded_for):
+        return client.post("/shorten", json={"url": "https://example.org"},
+                           headers={"X-Forwarded-For": forwarded_for})
+
+    assert [create(first).status_code for _ in range(2)] == [201, 201]
+    assert_error(create(first), 429, "rate_limited")
+    assert create(second).status_code == 201  # another client, another bucket
+    # What the client wrote itself comes before what the proxy appended: the proxy's entry is the client.
+    assert_error(create(f"{client_address()}, {first}"), 429, "rate_limited")
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(make_app):
+    client = make_app(SHORTENER_CREATE_LIMIT="1/minute").test_client()
+    environ = {"REMOTE_ADDR": client_address()}
+
+    def create():
+        return client.post("/shorten", json={"url": "https://example.org"}, environ_base=environ,
+                           headers={"X-Forwarded-For": client_address()})
+
+    assert create().status_code == 201
+    assert_error(create(), 429, "rate_limited")
+
+
+KEY_FAILURES = {"SHORTENER_API_KEYS": "k1-secret", "SHORTENER_ADMIN_KEYS": ADMIN_KEY,
+                "SHORTENER_KEY_FAILURE_LIMIT": "3/minute"}
+
+
+def test_a_client_that_sends_wrong_keys_is_refused_every_key_for_the_window(make_app):
+    client = admin_client(make_app(**KEY_FAILURES))
+    code = client.post("/shorten", json={"url": "https://example.org"}).get_json()["code"]
+    guesser = {"REMOTE_ADDR": client_address()}
+
+    def send(key, method="post", path="/shorten", **kwargs):
+        return getattr(client, method)(path, headers={"X-API-Key": key}, environ_base=guesser, **kwargs)
+
+    for wrong in ("k1", "k2", "k3"):
+        assert_error(send(wrong, json={"url": "https://example.org"}), 401, "unauthorized")
+    limited = send("k4", "delete", f"/api/links/{code}")
+    assert_error(limited, 429, "rate_limited")
+    assert "wrong API keys" in limited.get_json()["error"]["message"]
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    # The right key too, or a 2xx among the 429s would tell the guesser it found one.
+    assert_error(send("k1-secret", json={"url": "https://example.org"}), 429, "rate_limited")
+    assert_error(send(ADMIN_KEY, "post", f"/api/links/{code}/enable"), 429, "rate_limited")
+    # What needs no key stays open to it; other clients are not affected.
+    assert client.post("/shorten", json={"url": "https://example.org"}, environ_base=guesser,
+                       headers={"X-API-Key": ""}).status_code == 201
+    assert client.delete(f"/api/links/{code}").status_code == 204
+    # And the document says so.
+    document = client.get("/openapi.json").get_json()
+    keyed = (("/shorten", "post"), ("/api/links/{code}", "delete"), ("/api/links/{code}/enable", "post"))
+    for path, method in keyed:
+        assert "3/minute" in document["paths"][path][method]["responses"]["429"]["description"]
+
+
+def test_right_keys_do_not_count_and_wrong_keys_fail_open_without_redis(make_app):
+    guesser = {"REMOTE_ADDR": client_address()}
+    client = make_app(**KEY_FAILURES).test_client()
+    for _ in range(5):
+        assert client.post("/shorten", json={"url": "https://example.org"}, environ_base=guesser,
+                           headers={"X-API-Key": "k1-secret"}).status_code == 201
+    no_redis = make_app(**KEY_FAILURES, REDIS_URL="redis://127.0.0.1:9/0").test_client()  # the discard port
+    for _ in range(5):
+        assert_error(no_redis.post("/shorten", json={"url": "https://example.org"}, environ_base=guesser,
+                                   headers={"X-API-Key": "wrong"}), 401, "unauthorized")
+    assert no_redis.post("/shorten", json={"url": "https://example.org"}, environ_base=guesser,
+                         headers={"X-API-Key": "k1-secret"}).status_code == 201
 
 
 @pytest.mark.parametrize("value", ["off", "0", "none", ""])

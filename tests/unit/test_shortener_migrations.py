@@ -83,3 +83,24 @@ def test_without_migrations_a_request_is_a_503_that_names_the_command(fresh_data
     with psycopg.connect(fresh_database) as conn:
         # The worker created nothing: the schema is the migrations' business.
         assert conn.execute("SELECT to_regclass('links')").fetchone() == (None,)
+
+
+def test_an_expiry_stored_past_year_9999_before_expiries_were_bounded_is_readable_after_the_migration(
+        fresh_database, redis_url):
+    before = [version for version, _ in migrations.MIGRATIONS if version < 5]
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        migrations.migrate(fresh_database)
+        conn.execute("DELETE FROM schema_migrations WHERE version = 5")  # as a database of the release before
+        conn.execute("INSERT INTO links (code, url, expires_at) VALUES"
+                     " ('far', 'https://example.org/far', '9999-12-31T23:59:59-01:00')")
+        assert [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")] == before
+    app = create_app({"DATABASE_URL": fresh_database, "REDIS_URL": redis_url, "TESTING": True})
+    try:
+        assert app.test_client().get("/api/links/far").status_code != 200  # unreadable: year 10000 in UTC
+
+        assert migrations.migrate(fresh_database) == [5]
+        described = app.test_client().get("/api/links/far")
+        assert described.status_code == 200, described.get_data(as_text=True)
+        assert described.get_json()["expires_at"] == "9999-12-31T23:59:59Z"
+    finally:
+        shutdown(app)

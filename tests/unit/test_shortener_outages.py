@@ -35,7 +35,7 @@ def test_redis_down_redirects_from_postgres(make_app):
 
 
 def test_postgres_down_is_503_json(make_app):
-    app = make_app(DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", DATABASE_POOL_TIMEOUT=0.5)
+    app = make_app(DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener", DATABASE_DEADLINE_SECONDS=0.5)
     client = app.test_client()
 
     assert client.get("/health").status_code == 200
@@ -52,7 +52,7 @@ def test_postgres_down_is_503_json(make_app):
 
 def test_neither_postgres_nor_redis_is_not_ready(make_app):
     app = make_app(DATABASE_URL=f"postgresql://shortener@127.0.0.1:{closed_port()}/shortener",
-                   REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", DATABASE_POOL_TIMEOUT=0.5)
+                   REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", DATABASE_DEADLINE_SECONDS=0.5)
 
     ready = app.test_client().get("/health/ready")
 

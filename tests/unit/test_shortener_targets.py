@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shortener import targets
@@ -54,6 +54,11 @@ LOOPS = [
     "http://LOCALHOST/x", "http://localhost./x", "http://ｌｏｃａｌｈｏｓｔ/x", "http://local%68ost/x",
     "https://sho.rt/x", "https://SHO.RT:443/x", "https://sho%2Ert/x", "https://ｓｈｏ。ｒｔ/x", "https://user@sho.rt/x",
     "https://old.sho.rt/x", "http://0x7f.1/x", "http://2130706433/x", "http://127.1/x",
+    # The configured 127.0.0.1 as an IPv6 address that carries it (mapped, compatible, NAT64), on any port.
+    "http://[::ffff:127.0.0.1]:5000/x", "http://[::FFFF:7f00:1]/x", "http://[::127.0.0.1]/x",
+    "http://[64:ff9b::127.0.0.1]/x",
+    # Other spellings of it: octal, a trailing dot, and the names and address that reach the client's own machine.
+    "http://0177.0.0.01/x", "http://127.0.0.1./x", "http://0.0.0.0/x", "http://app.localhost/x",
 ]
 
 
@@ -88,6 +93,49 @@ def test_every_spelling_of_the_own_host_is_a_loop(client, url):
     assert "redirect loop" in response.get_json()["error"]["message"]
 
 
+def test_the_host_header_neither_refuses_another_host_nor_admits_the_own_one(client):
+    # The client writes Host: only configuration says which hosts are this service's own.
+    elsewhere = client.post("/shorten", json={"url": "https://example.org/x"}, headers={"Host": "example.org"})
+    assert elsewhere.status_code == 201, elsewhere.get_data(as_text=True)
+    assert elsewhere.get_json()["short_url"] == "https://sho.rt/" + elsewhere.get_json()["code"]
+    for host in ("example.org", "sho.rt.evil.example"):
+        loop = client.post("/shorten", json={"url": "https://sho.rt/x"}, headers={"Host": host})
+        assert loop.status_code == 400 and "redirect loop" in loop.get_json()["error"]["message"]
+
+
+def test_without_public_base_url_the_short_url_is_the_path_and_loopback_the_own_host(make_app):
+    client = make_app().test_client()
+    response = client.post("/shorten", json={"url": "https://example.org/x"}, headers={"Host": "evil.example"})
+    assert response.status_code == 201
+    assert response.get_json()["short_url"] == "/" + response.get_json()["code"]  # never the Host header
+    # Gunicorn listens on loopback: that is where clients reach a service that was given no name.
+    for url in ("http://[::ffff:127.0.0.1]:5000/x", "http://localhost:5000/x", "http://[::1]/x", "http://0x7f.1/x"):
+        loop = client.post("/shorten", json={"url": url}, headers={"Host": "evil.example"})
+        assert loop.status_code == 400 and "redirect loop" in loop.get_json()["error"]["message"], url
+
+
+# WHATWG's host parser: a host whose last label is a number (digits, or 0x and hexadecimal digits) must be
+# an IPv4 address as its IPv4 parser reads it, or browsers refuse the URL (url.spec.whatwg.org, "ends in a number").
+NOT_IPV4 = ["http://1.2.3.08/", "http://foo.09/", "http://foo.0/", "http://bar.0.09/", "http://a.1.2.0x./",
+            "http://1.2.3.4.5/", "http://foo.0x1f/", "http://1.2.3.0x100/", "http://09/", "http://0x100000000/"]
+IPV4_OR_DOMAIN = [("http://1.2.3.4./", "http://1.2.3.4/"), ("http://0x1.0X2.03.4/", "http://1.2.3.4/"),
+                  ("http://0x/", "http://0.0.0.0/"), ("http://foo.0x1g/", "http://foo.0x1g/"),
+                  ("http://foo.1a/", "http://foo.1a/"), ("http://1.2.3.4a/", "http://1.2.3.4a/"),
+                  ("http://１２７.１/", "http://127.0.0.1/")]  # full-width digits map to ASCII first
+
+
+@pytest.mark.parametrize("url", NOT_IPV4)
+def test_a_host_ending_in_a_number_that_is_no_ipv4_address_is_refused(client, url):
+    response = create(client, url)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "invalid_url"
+
+
+@pytest.mark.parametrize(("url", "expected"), IPV4_OR_DOMAIN)
+def test_hosts_are_read_as_whatwg_reads_them(url, expected):
+    assert targets.check_target(url, 2048) == expected
+
+
 unicode_text = st.text(alphabet=st.characters(blacklist_categories=()), max_size=30)
 urls = st.one_of(
     st.builds(lambda h, p: f"https://{h}/{p}", unicode_text, unicode_text),
@@ -116,6 +164,11 @@ def shared_client(database_url, redis_url):
 @settings(max_examples=150)
 @given(urls)
 def test_every_accepted_target_can_be_followed(shared_client, url):
+    assert_followed_as_stored(shared_client, url)
+
+
+def assert_followed_as_stored(shared_client, url):
+    """A create is a 201 or a 400; a link created redirects with its stored url as the Location, byte for byte."""
     response = create(shared_client, url)
     assert response.status_code in {201, 400}, response.get_data(as_text=True)
     if response.status_code == 400:
@@ -126,6 +179,20 @@ def test_every_accepted_target_can_be_followed(shared_client, url):
     followed = shared_client.get("/" + response.get_json()["code"])
     assert followed.status_code == 302, (url, followed.get_data(as_text=True))
     assert followed.headers["Location"] == stored
+
+
+# What may come before the "@" of a URL: letters and the characters Werkzeug's redirect encodes there ("@", ":").
+userinfo = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e) | st.sampled_from("é€ß"),
+                   max_size=20)
+
+
+@settings(max_examples=150)
+@example("a@b:c:d")  # measured on the live stack: stored https://a@b:c:d@..., sent https://a%40b:c%3Ad@...
+@example("user:p@ss:w%rd")
+@example("@:@")
+@given(userinfo)
+def test_the_location_sent_is_the_stored_url_whatever_the_userinfo(shared_client, info):
+    assert_followed_as_stored(shared_client, f"https://{info}@example.org/p")
 
 
 @given(unicode_text)

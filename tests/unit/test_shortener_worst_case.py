@@ -21,7 +21,8 @@ def gunicorn_settings(monkeypatch, **environ) -> dict:
     return runpy.run_path(str(GUNICORN_CONF))
 
 
-@pytest.mark.parametrize("environ", [{}, {"DATABASE_STATEMENT_TIMEOUT_MS": "20000", "REDIS_SOCKET_TIMEOUT": "2"}])
+@pytest.mark.parametrize("environ", [{}, {"DATABASE_DEADLINE_SECONDS": "20", "REDIS_SOCKET_TIMEOUT": "2"},
+                                     {"DATABASE_CONNECT_TIMEOUT": "30"}])
 def test_the_worker_timeout_exceeds_the_slowest_request(monkeypatch, environ):
     settings = gunicorn_settings(monkeypatch, **environ)
     worst = config.worst_request_seconds(config.load(required=()))
@@ -103,3 +104,17 @@ def test_a_redirect_with_redis_down_makes_no_more_calls_than_counted(make_app, m
     assert client.get(f"/{code}").status_code == 302
 
     assert calls.postgres >= 1 and calls.within_the_slowest(), (calls.postgres, calls.redis)
+
+
+def test_a_create_with_a_key_makes_no_more_calls_than_counted(make_app, monkeypatch):
+    # The create limit (its count, then its window for the headers) and the wrong-key limit's look at the count.
+    client = make_app(SHORTENER_CREATE_LIMIT="1000/second", SHORTENER_KEY_FAILURE_LIMIT="10/minute",
+                      SHORTENER_API_KEYS="k1-secret").test_client()
+    taken = client.post("/shorten", json={"url": "https://example.org/taken"}).get_json()["code"]
+    calls = Calls(monkeypatch)
+    monkeypatch.setattr(codes, "new_code", lambda: taken)
+
+    response = client.post("/shorten", json={"url": "https://example.org/again"}, headers={"X-API-Key": "k1-secret"})
+
+    assert response.status_code == 503
+    assert calls.redis == 4 and calls.within_the_slowest(), (calls.postgres, calls.redis)
