@@ -96,9 +96,10 @@ def main(argv=None) -> int:
     with Stack(services=("postgres", "redis"), name=f"profile-{secrets.token_hex(3)}") as stack, ExitStack() as running:
         data = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url, "SHORTENER_CREATE_LIMIT": "off"}
         migrate(data)
-        app = running.enter_context(Gunicorn("app", SHORTENER, workdir, {
-            **data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}))
-        door = running.enter_context(FrontDoor("app", app, workdir, stack.name))
+        app = Gunicorn("app", SHORTENER, workdir, {**data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")})
+        door = FrontDoor("app", app, workdir, stack.name)
+        running.enter_context(app)
+        running.enter_context(door)
         codes_path = workdir / "codes.txt"
         warm(door.url, seed(door.url, 1000, codes_path))
         load.run("warm-up", "redirect", door.url, connections=args.connections, seconds=3, codes=codes_path)

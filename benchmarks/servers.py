@@ -84,9 +84,7 @@ class Gunicorn:
 
     def start(self, timeout: float = 30.0) -> "Gunicorn":
         """Start the server and wait until it answers HTTP."""
-        # Several masters run at once here: each would take the default control
-        # socket (~/.gunicorn/gunicorn.ctl), which other runs on the machine use too.
-        command = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), "--no-control-socket", self.app]
+        command = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), self.app]
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -128,12 +126,17 @@ class Gunicorn:
 
 
 class FrontDoor:
-    """The stack's nginx (its image, the committed nginx.conf) in front of one Gunicorn, on ports of its own."""
+    """The stack's nginx (its image, the committed nginx.conf) in front of one Gunicorn, on ports of its own.
+
+    Made before its Gunicorn starts: the shortener behind it is set up as the stack sets it up
+    behind its door (short links name the door; the one hop the door passes is trusted).
+    """
 
     def __init__(self, name: str, upstream: Gunicorn, workdir: Path, stack_name: str):
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        upstream.env.update(PUBLIC_BASE_URL=self.url, SHORTENER_TRUSTED_PROXY_HOPS="1")
         # Where nginx sends its access lines (syslog over UDP): a socket never read. A full buffer
         # drops them quietly, as a busy log exporter would; no socket at all would make nginx log errors.
         self.syslog = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -355,10 +355,10 @@ def main(argv=None) -> int:
                                                   {"GUNICORN_CMD_ARGS": worker_setting.args})
             servers[f"app@{setting}"] = Gunicorn(f"app-{setting}", SHORTENER, workdir, {
                 **data, "GUNICORN_CMD_ARGS": worker_setting.args, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"m-{setting}")})
-        doors = {}
+        doors = {name: FrontDoor(server.name, server, workdir, stack.name) for name, server in servers.items()}
         for name, server in servers.items():
             running.enter_context(server)
-            doors[name] = running.enter_context(FrontDoor(server.name, server, workdir, stack.name))
+            running.enter_context(doors[name])
         say(f"servers up: {', '.join(f'{n} {s.url} (door {doors[n].url})' for n, s in servers.items())}; "
             f"logs in {workdir}")
         codes_path = workdir / "codes.txt"
