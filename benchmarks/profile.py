@@ -1,4 +1,4 @@
-"""Profile the shortener's workers with py-spy under a redirect load: where does a request's time go?
+"""Profile the shortener's workers with py-spy under a redirect load through its front door: where does a request's time go?
 
 `python -m benchmarks.profile [--label before]` writes benchmarks/results/profile-<label>.md: for the
 workers' request thread, the share of wall-clock samples (py-spy --idle, so waits on Postgres
@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks import load
-from benchmarks.servers import SHORTENER, Gunicorn, migrate
+from benchmarks.servers import SHORTENER, FrontDoor, Gunicorn, migrate
 from benchmarks.shortener import RESULTS, say, seed, warm
 from harness.stack import Stack
 
@@ -34,7 +34,11 @@ PARTS = {
     "request metrics": ("observe_request",),
     "access log (the rest of counting the exchange)": ("Exchange.finish",),
     "response written to the socket": ("gunicorn/util.py:348", "Response.write", "Response.send_headers"),
-    "Flask/Werkzeug/Gunicorn, the rest of the request": ("SyncWorker.handle",),
+    "connection closed (Gunicorn waits for the peer's FIN)": ("close_graceful",),
+    "Flask's request machinery (a request the shortcut let through)": ("Flask.wsgi_app",),
+    "the shortcut: routing, counting the hit, the 302 kept ready": ("CacheHitShortcut",),
+    "the delivery layer: request id, header check": ("Delivery.__call__",),
+    "Gunicorn: reading and parsing the request, the rest": ("SyncWorker.handle",),
     "waiting for a connection": ("SyncWorker.run",),
 }
 
@@ -67,8 +71,9 @@ def markdown(label: str, parts, leaves, total: int, run: load.Run) -> str:
     lines = [
         f"# Profile of a redirect ({label})",
         "",
-        f"py-spy {RATE} Hz, wall clock (`--idle`), both Gunicorn workers, during {run.seconds:.0f} s of redirects "
-        f"(cache hits) with wrk at {run.connections} connections: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
+        f"py-spy {RATE} Hz, wall clock (`--idle`), every Gunicorn worker, during {run.seconds:.0f} s of redirects "
+        f"(cache hits) through the front door (nginx, frontdoor/nginx.conf) with wrk at {run.connections} "
+        f"connections: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
         f"p99 {run.p99_ms:.1f} ms. Shares are of the request thread's samples while it handled a request.",
         "",
         "| part of a redirect | share |",
@@ -91,15 +96,18 @@ def main(argv=None) -> int:
     with Stack(services=("postgres", "redis"), name=f"profile-{secrets.token_hex(3)}") as stack, ExitStack() as running:
         data = {"DATABASE_URL": stack.database_url, "REDIS_URL": stack.redis_url, "SHORTENER_CREATE_LIMIT": "off"}
         migrate(data)
-        app = running.enter_context(Gunicorn("app", SHORTENER, workdir, {
-            **data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}))
+        app = Gunicorn("app", SHORTENER, workdir, {**data, "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")})
+        door = FrontDoor("app", app, workdir, stack.name)
+        running.enter_context(app)
+        running.enter_context(door)
         codes_path = workdir / "codes.txt"
-        warm(app.url, seed(app.url, 1000, codes_path))
-        load.run("warm-up", "redirect", app.url, connections=args.connections, seconds=3, codes=codes_path)
-        wrk = load.start("redirect", app.url, connections=args.connections, seconds=args.seconds + 2, codes=codes_path)
+        warm(door.url, seed(door.url, 1000, codes_path))
+        load.run("warm-up", "redirect", door.url, connections=args.connections, seconds=3, codes=codes_path)
+        wrk = load.start("redirect", door.url, connections=args.connections, seconds=args.seconds + 2, codes=codes_path)
         raw = [workdir / f"worker-{pid}.txt" for pid in app.worker_pids()]
-        spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", path.stem.split("-")[1], "--idle", "--rate",
-                                   str(RATE), "--duration", str(args.seconds), "--format", "raw", "-o", str(path)],
+        # Non-blocking: stopping a worker at every sample would slow the very requests measured.
+        spies = [subprocess.Popen([str(PY_SPY), "record", "--pid", path.stem.split("-")[1], "--idle", "--nonblocking",
+                                   "--rate", str(RATE), "--duration", str(args.seconds), "--format", "raw", "-o", str(path)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for path in raw]
         for spy in spies:
             spy.wait()

@@ -1,4 +1,5 @@
-"""Gunicorn on the host with the service's own gunicorn.conf.py, serving the shortener or the bare app."""
+"""Gunicorn on the host with the service's own gunicorn.conf.py, serving the shortener or the bare app,
+each behind a front door of its own: nginx from the committed frontdoor/nginx.conf, as users reach it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from harness.stack import HostContainer, as_frontdoor, images, usual_address
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "service" / "gunicorn.conf.py"
@@ -81,9 +84,7 @@ class Gunicorn:
 
     def start(self, timeout: float = 30.0) -> "Gunicorn":
         """Start the server and wait until it answers HTTP."""
-        # Several masters run at once here: each would take the default control
-        # socket (~/.gunicorn/gunicorn.ctl), which other runs on the machine use too.
-        command = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), "--no-control-socket", self.app]
+        command = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), self.app]
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -122,3 +123,51 @@ class Gunicorn:
 
     def __exit__(self, *_exc) -> None:
         self.stop()
+
+
+class FrontDoor:
+    """The stack's nginx (its image, the committed nginx.conf) in front of one Gunicorn, on ports of its own.
+
+    Made before its Gunicorn starts: the shortener behind it is set up as the stack sets it up
+    behind its door (short links name the door; the one hop the door passes is trusted).
+    """
+
+    def __init__(self, name: str, upstream: Gunicorn, workdir: Path, stack_name: str):
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        upstream.env.update(PUBLIC_BASE_URL=self.url, SHORTENER_TRUSTED_PROXY_HOPS="1")
+        # Where nginx sends its access lines (syslog over UDP): a socket never read. A full buffer
+        # drops them quietly, as a busy log exporter would; no socket at all would make nginx log errors.
+        self.syslog = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.syslog.bind(("127.0.0.1", 0))
+        addresses = {
+            usual_address("frontdoor"): f"127.0.0.1:{self.port}",
+            usual_address("frontdoor-status"): f"127.0.0.1:{free_port()}",
+            usual_address("frontdoor-syslog"): f"127.0.0.1:{self.syslog.getsockname()[1]}",
+            usual_address("app"): f"127.0.0.1:{upstream.port}",
+        }
+        self.container = as_frontdoor(HostContainer(images.ensure("frontdoor").ref, stack_name, f"frontdoor-{name}"),
+                                      workdir / f"frontdoor-{name}", addresses)
+
+    def __enter__(self) -> "FrontDoor":
+        """Start nginx and wait until it passes a request through to its Gunicorn (the bare app answers 302)."""
+        self.container.start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.url + "/health", timeout=1, allow_redirects=False).status_code < 500:
+                    return self
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                logs = b"".join(self.container.get_logs()).decode(errors="replace")
+                self.__exit__()
+                raise RuntimeError(f"front door {self.name} passes nothing to its Gunicorn; its log:\n{logs[-2000:]}")
+            time.sleep(0.2)
+
+    def __exit__(self, *_exc) -> None:
+        try:
+            self.container.stop()
+        finally:
+            self.syslog.close()

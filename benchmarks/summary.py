@@ -19,8 +19,9 @@ PLOT_NAME = "shortener.png"
 SUMMARY_NAME = "summary.md"
 BEFORE_FOLDER = "before"  # a committed earlier run, compared with this one when present
 
+# Every configuration is measured through its own front door (nginx), as users reach the service.
 LABELS = {
-    "bare": "bare WSGI 302",
+    "bare": "bare WSGI 302 (the floor)",
     "bare_cached": "bare WSGI 302 after the cache hit's Redis call",
     "redirect": "redirect (cache hit)",
     "redirect_hot": "redirect, every request on one link",
@@ -28,6 +29,7 @@ LABELS = {
     "create": "create",
     "create_uninstrumented": "create, instrumentation off",
     "mix": "mix (9 redirects : 1 create)",
+    "redirect_straight": "redirect (cache hit), straight to Gunicorn, no door",
 }
 
 # Worker settings, by the suffix of a scenario's name ("redirect@sync4"); none is the deployed one.
@@ -42,7 +44,7 @@ def label(name: str) -> str:
 
 
 SHORT_LABELS = {"bare": "bare", "redirect": "redirect", "redirect_uninstrumented": "redirect\nno instr.",
-                "create": "create", "mix": "mix"}
+                "create": "create", "mix": "mix", "redirect_straight": "redirect\nno door"}
 
 
 def short_label(name: str) -> str:
@@ -61,7 +63,7 @@ def markdown(results: dict, before: dict | None = None) -> str:
     sat, half, down = results["saturation"], results["half_load"], results["redis_down"]
     bare = sat["bare"]["rps"]
     lines = [
-        "# Shortener benchmark",
+        "# Shortener benchmark, through the front door",
         "",
         f"{results['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}, "
         f"Python {m['python']}, {m['wrk']}; load average {m['load_average_before'][0]:.1f} before and "
@@ -70,14 +72,17 @@ def markdown(results: dict, before: dict | None = None) -> str:
         f"Gunicorn from `service/gunicorn.conf.py`, {m['gunicorn_workers']} sync workers as deployed (other worker "
         "settings below), on the host; Postgres and "
         f"Redis from the harness, on loopback; wrk ({s['wrk_threads']} thread, {s['connections']} connections) in "
-        f"another process. Each configuration: {s['rounds']} runs of {s['seconds']:g} s, taken in rounds "
+        "another process. Every Gunicorn is reached as users reach it, through a front door of its own: nginx "
+        "(the stack's image) running the committed `frontdoor/nginx.conf`, readdressed to that Gunicorn and to "
+        "ports of its own. The floor is the same door in front of a bare WSGI app that answers 302, on the same "
+        f"worker setting. Each configuration: {s['rounds']} runs of {s['seconds']:g} s, taken in rounds "
         f"(every configuration once per round); the table shows medians, ratios are medians of same-round ratios. "
         f"{s['links']} links, followed at random; {results['cache_hit_share_during_saturation']:.1%} of "
         "redirects were cache hits. Rate limit off (`SHORTENER_CREATE_LIMIT=off`).",
         "",
-        "## Saturation (closed loop, no pause)",
+        "## Saturation through the front door (closed loop, no pause)",
         "",
-        "| configuration | requests/s | p50 ms | p99 ms | errors | x bare |",
+        "| configuration, through its door | requests/s | p50 ms | p99 ms | errors | x floor |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, digest in sat.items():
@@ -85,7 +90,7 @@ def markdown(results: dict, before: dict | None = None) -> str:
     best = results["best_worker_setting"]
     lines += [
         "",
-        "Worker settings (median requests/s; the best of each row in bold):",
+        "Worker settings, through the door (median requests/s; the best of each row in bold):",
         "",
         "| configuration | " + " | ".join(SETTING_LABELS.values()) + " |",
         "| --- |" + " ---: |" * len(SETTING_LABELS),
@@ -94,28 +99,35 @@ def markdown(results: dict, before: dict | None = None) -> str:
         cells = []
         for setting in SETTING_LABELS:
             name = f"{scenario}@{setting}" if setting else scenario
-            cells.append(f"**{sat[name]['rps']:.0f}**" if name == chosen else f"{sat[name]['rps']:.0f}")
+            ratio = "" if scenario == "bare" else f" ({r[f'{scenario}_vs_bare' + (f'@{setting}' if setting else '')]:.2f}x)"
+            cells.append((f"**{sat[name]['rps']:.0f}**" if name == chosen else f"{sat[name]['rps']:.0f}") + ratio)
         lines.append(f"| {LABELS[scenario]} | " + " | ".join(cells) + " |")
+    answers = results["answers_counted"]
     lines += [
         "",
-        f"Same-round ratios, each at its best worker setting: redirect/bare **{r['redirect_vs_bare']:.2f}**, "
-        f"create/bare **{r['create_vs_bare']:.2f}**. At the deployed setting: redirect/bare "
-        f"{r['redirect_vs_bare_deployed']:.2f}, mix/bare {r['mix_vs_bare']:.2f}, redirect without "
-        f"instrumentation/bare {r['redirect_uninstrumented_vs_bare']:.2f}; the floor of a cache hit (bare 302 after "
-        f"the same Redis call) is {r['bare_cached_vs_bare']:.2f}x bare, and a redirect is "
-        f"**{r['redirect_vs_bare_cached']:.2f}x** that floor; one hot link / links spread: "
+        "In brackets, the same-round ratio to the floor on that worker setting.",
+        "",
+        f"Same-round ratios through the front door, at the deployed setting: redirect/floor "
+        f"**{r['redirect_vs_bare']:.2f}**, create/floor **{r['create_vs_bare']:.2f}**, mix/floor "
+        f"{r['mix_vs_bare']:.2f}, redirect without instrumentation/floor {r['redirect_uninstrumented_vs_bare']:.2f}; "
+        f"the floor of a cache hit (bare 302 after the same Redis call) is {r['bare_cached_vs_bare']:.2f}x the "
+        f"floor, and a redirect is **{r['redirect_vs_bare_cached']:.2f}x** that; one hot link / links spread: "
         f"**{r['hot_vs_spread']:.2f}**. Instrumentation overhead (1 - on/off): redirects "
         f"**{results['instrumentation_overhead']['redirect']:.1%}**, creates "
-        f"{results['instrumentation_overhead']['create']:.1%}.",
+        f"{results['instrumentation_overhead']['create']:.1%}. The shortener counted "
+        f"{answers['counted_by_the_app']:.0f} answers during its saturation runs, wrk received "
+        f"{answers['received_by_wrk']}: {answers['counted_beyond']:.0f} more counted (at most "
+        f"{answers['in_flight_at_most']} were in flight when a run stopped).",
         "",
-        "## Half of saturation",
+        "## Half of saturation, through the front door",
         "",
         "Debian's wrk has no constant-rate mode (wrk2's `-R`), so `wrk/pace.lua` paces it: each request waits "
         "for the next slot of a Poisson schedule at half of that configuration's median saturation throughput, "
-        "so the rate holds whatever the latency. One connection per Gunicorn worker (per thread for gthread): wrk connects before it "
-        "waits for its slot, and a sync worker that accepted an idle connection would block the requests queued "
-        "behind it. Latency is wrk's, from the moment the request is written; with one connection per worker "
-        "it is the service time plus what the machine adds, without queueing in the listen backlog.",
+        "so the rate holds whatever the latency. One connection per Gunicorn worker (per thread for gthread), "
+        "through the door as straight: straight to a sync worker, an idle connection wrk opened before its slot "
+        "would block the requests queued behind it. Latency is wrk's, from the moment the request is written. "
+        "Right after the redirect through the door, the same redirects go straight to its Gunicorn at the same "
+        "rate: the difference is what the door adds.",
         "",
         "| configuration | target req/s | achieved req/s | p50 ms | p99 ms | errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -123,9 +135,13 @@ def markdown(results: dict, before: dict | None = None) -> str:
     for name, digest in half.items():
         lines.append(f"| {label(name)} | {digest['target_rps']:.0f} | {digest['rps']:.0f} | {digest['p50_ms']:.2f} "
                      f"| {digest['p99_ms']:.2f} | {digest['errors']} |")
+    adds = results["frontdoor_adds"]
     lines += [
         "",
-        "## Redis stopped",
+        f"What the front door adds to a redirect at {half['redirect']['target_rps']:.0f} req/s (medians of "
+        f"same-round differences): **{adds['p50_ms']:+.2f} ms** at p50, **{adds['p99_ms']:+.2f} ms** at p99.",
+        "",
+        "## Redis stopped, through the front door",
         "",
         "Per round: redirects with Redis up, then Redis's container stopped 1.5 s into a run, then redirects "
         "with Redis down; Redis is started again and the cache refilled before the next round.",
@@ -139,7 +155,7 @@ def markdown(results: dict, before: dict | None = None) -> str:
         f"Throughput with Redis down / up: **{down['throughput_ratio']:.2f}**; errors "
         f"{down['errors_while_stopping']} while stopping, {down['errors_while_down']} while down.",
         "",
-        "## Targets",
+        "## Targets (through the front door)",
         "",
         "| target | value | met |",
         "| --- | ---: | --- |",
@@ -159,18 +175,18 @@ def comparison(before: dict, after: dict) -> list[str]:
     def measures(results: dict) -> list[tuple[str, str]]:
         half = results["half_load"]["redirect"]
         return [
-            ("redirect / bare, deployed setting",
-             f"{results['ratios'].get('redirect_vs_bare_deployed', results['ratios']['redirect_vs_bare']):.3f}"),
-            ("create / bare", f"{results['ratios']['create_vs_bare']:.3f}"),
-            ("mix / bare", f"{results['ratios']['mix_vs_bare']:.3f}"),
-            ("redirect requests/s (bare)", f"{results['saturation']['redirect']['rps']:.0f} "
-                                           f"({results['saturation']['bare']['rps']:.0f})"),
+            ("redirect / floor", f"{results['ratios']['redirect_vs_bare']:.3f}"),
+            ("create / floor", f"{results['ratios']['create_vs_bare']:.3f}"),
+            ("mix / floor", f"{results['ratios']['mix_vs_bare']:.3f}"),
+            ("redirect requests/s (floor)", f"{results['saturation']['redirect']['rps']:.0f} "
+                                            f"({results['saturation']['bare']['rps']:.0f})"),
+            ("create requests/s", f"{results['saturation']['create']['rps']:.0f}"),
             ("redirect p50 / p99 at half load, ms", f"{half['p50_ms']:.2f} / {half['p99_ms']:.2f}"),
             ("instrumentation overhead, redirects", f"{results['instrumentation_overhead']['redirect']:.1%}"),
             ("Redis down / up", f"{results['redis_down']['throughput_ratio']:.2f}"),
         ]
 
-    lines = ["", f"## Before and after ({BEFORE_FOLDER}/ holds the earlier run)", "",
+    lines = ["", f"## Before and after ({BEFORE_FOLDER}/ holds the earlier run, through the door too)", "",
              f"| measure | before ({before['date'][:16]}) | after ({after['date'][:16]}) |", "| --- | ---: | ---: |"]
     for (name, old), (_, new) in zip(measures(before), measures(after), strict=True):
         lines.append(f"| {name} | {old} | {new} |")
@@ -190,7 +206,7 @@ def plot(results: dict, path: Path) -> None:
                   va="center", fontsize=8)
     left.set_xlabel("requests/s at saturation (median)")
     left.set_xlim(0, max(rps) * 1.3)
-    left.set_title("Throughput, x the bare WSGI floor")
+    left.set_title("Throughput through the front door, x the floor (door + bare WSGI 302)")
     names_half = list(half)
     x = range(len(names_half))
     right.bar([i - 0.2 for i in x], [half[n]["p50_ms"] for n in names_half], width=0.4, label="p50")
@@ -198,9 +214,10 @@ def plot(results: dict, path: Path) -> None:
     right.axhline(10, color="#c0392b", linestyle="--", linewidth=1, label="10 ms target")
     right.set_xticks(list(x), [short_label(n) for n in names_half], fontsize=8)
     right.set_ylabel("ms")
-    right.set_title("Latency at half of saturation")
+    right.set_title("Latency at half of saturation, through the door")
     right.legend(fontsize=8)
-    figure.suptitle(f"Shortener vs bare Gunicorn, {results['machine']['cores']} cores, {results['date'][:10]}")
+    figure.suptitle(f"Shortener vs bare Gunicorn, each behind nginx, {results['machine']['cores']} cores, "
+                    f"{results['date'][:10]}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

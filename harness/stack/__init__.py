@@ -222,9 +222,14 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://{self.address(service)}"
 
+    @property
+    def addresses(self) -> dict[str, str]:
+        """Each listener's usual 127.0.0.1 address and this stack's address of it."""
+        return {usual_address(listener): self.address(listener) for listener in USUAL_PORTS}
+
     def readdress(self, text: str) -> str:
         """A committed file's text with each usual 127.0.0.1 address replaced by this stack's address of that listener."""
-        return _ADDRESS.sub(lambda found: self.address(USUAL_LISTENERS[int(found[1])]), text)
+        return readdress(text, self.addresses)
 
     def urls_of(self, service: str) -> list[str]:
         """Where each running copy of a service answers."""
@@ -551,15 +556,25 @@ def _relinked(url: str, links: dict[str, str]) -> str:
 
 def frontdoor(stack: Stack) -> HostContainer:
     """nginx in front of Gunicorn, on the usual HTTP port: what users, drills and benchmarks talk to."""
-    rendered = stack.workdir / "frontdoor"
-    rendered.mkdir(exist_ok=True)
-    (rendered / "nginx.conf").write_text(stack.readdress((config.FRONTDOOR_DIR / "nginx.conf").read_text()))
     return (
-        _container(stack, "frontdoor")
-        .with_volume_mapping(str(rendered), "/etc/frontdoor", "ro")
-        .with_command(["nginx", "-c", "/etc/frontdoor/nginx.conf", "-g", "daemon off;"])
+        as_frontdoor(_container(stack, "frontdoor"), stack.workdir / "frontdoor", stack.addresses)
         # Ready when it passes a request through to a worker: the app is started before it.
         .ready_when(_ready_http(stack.ports["frontdoor"], "/health"))
+    )
+
+
+def as_frontdoor(container: HostContainer, rendered: Path, addresses: Mapping[str, str]) -> HostContainer:
+    """A container of the frontdoor image running the committed nginx.conf, each usual address in it readdressed.
+
+    addresses maps every usual address the file names (its listeners, the app's, the log's) to the
+    one to use: a stack's, or a benchmark's door in front of a Gunicorn of its own.
+    """
+    rendered.mkdir(exist_ok=True)
+    (rendered / "nginx.conf").write_text(readdress((config.FRONTDOOR_DIR / "nginx.conf").read_text(), addresses))
+    return (
+        container
+        .with_volume_mapping(str(rendered), "/etc/frontdoor", "ro")
+        .with_command(["nginx", "-c", "/etc/frontdoor/nginx.conf", "-g", "daemon off;"])
     )
 
 
@@ -763,8 +778,17 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
 # variable that points them elsewhere (a runbooks site, a shared Grafana).
 LINKED = {"runbooks": "SHORTENER_RUNBOOKS_URL", "grafana": "SHORTENER_GRAFANA_URL"}
 USUAL_PORTS = {listener: port for service in SERVICES.values() for listener, port in service.ports.items()}
-USUAL_LISTENERS = {port: listener for listener, port in USUAL_PORTS.items()}
-_ADDRESS = re.compile(r"127\.0\.0\.1:(" + "|".join(map(str, USUAL_LISTENERS)) + r")\b")
+_ADDRESS = re.compile(r"127\.0\.0\.1:(?:" + "|".join(map(str, USUAL_PORTS.values())) + r")\b")
+
+
+def usual_address(listener: str) -> str:
+    """Where a listener is in the committed files: 127.0.0.1 and its usual port."""
+    return f"127.0.0.1:{USUAL_PORTS[listener]}"
+
+
+def readdress(text: str, addresses: Mapping[str, str]) -> str:
+    """A committed file's text with each usual 127.0.0.1 address in it replaced by addresses[that address]."""
+    return _ADDRESS.sub(lambda found: addresses[found[0]], text)
 
 
 def usual_ports_of(ha: bool) -> dict[str, int]:

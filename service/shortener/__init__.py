@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, tracing
+from . import config, delivery, errors, health, keys, links, logs, metrics, openapi, ratelimit, shortcut, tracing
 from .cache import Cache
 from .clicks import ClickFlusher
 from .db import Database
@@ -19,7 +19,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     instrumented = app.config["SHORTENER_INSTRUMENTATION"]
     # The request's span lives until teardown: access lines carry its trace id,
     # which the logs' hook reads after tracing's own hook has started the span.
-    tracing.init_app(app)
+    traced = tracing.init_app(app)
     logs.init_app(app, access_log=instrumented)
     metrics.init_app(app, per_request=instrumented)
     errors.init_app(app)
@@ -59,6 +59,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     # request.remote_addr is the client that the trusted proxies saw (the rate limits' key), not the last proxy.
     if app.config["SHORTENER_TRUSTED_PROXY_HOPS"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["SHORTENER_TRUSTED_PROXY_HOPS"])
+    if not traced:
+        # Cache hits answered before Flask (and before ProxyFix: a hit never reads the client's
+        # address); traced, they go through Flask, whose spans record them.
+        app.wsgi_app = shortcut.CacheHitShortcut(app.wsgi_app, app)
     # Outermost, so that what it counts is what the server sends (tracing wraps inside it).
     app.wsgi_app = delivery.Delivery(app.wsgi_app, observe=instrumented)
     return app

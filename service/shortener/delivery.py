@@ -6,6 +6,7 @@ into Gunicorn's own 500 after they ran. This layer sits outside Flask, checks he
 way Gunicorn does before anything is sent, and counts each exchange once, when it ends.
 """
 
+import itertools
 import logging
 import re
 import sys
@@ -32,6 +33,14 @@ _HEADER_VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")
 _ERROR_BODY = orjson.dumps(
     {"error": {"code": "internal_error", "message": "The server failed to handle the request."}}
 )
+
+# Redirects are most answers, and an access line costs a worker about as much CPU as the rest of
+# what the app adds to a cache hit's Redis call (benchmarks/results/profile-after.md). Each is
+# counted with its duration in http_requests_total; one in REDIRECT_LINE_EVERY has its access
+# line (it says "sampled_one_in"), and so has every redirect that carries trace ids (tracing on:
+# the line links its trace). Every other answer (2xx, every 4xx and 5xx) always has its line.
+REDIRECT_LINE_EVERY = 10
+_redirects = itertools.count()
 
 # Exchanges in flight in this process, so that a worker killed for a timeout can count them.
 _in_flight: dict[int, "Exchange"] = {}
@@ -82,6 +91,10 @@ class Exchange:
         route = environ.get(ROUTE_KEY, metrics.UNMATCHED)
         elapsed = None if self.started is None else time.perf_counter() - self.started
         metrics.observe_request(method, route, status, elapsed)
+        trace_ids = environ.get("shortener.trace_ids")
+        sampled = 300 <= status < 400 and trace_ids is None
+        if sampled and next(_redirects) % REDIRECT_LINE_EVERY:
+            return
         fields = {
             "request_id": self.request_id,
             "method": method,
@@ -93,7 +106,8 @@ class Exchange:
             fields["duration_ms"] = round(elapsed * 1000, 3)
         if reason:
             fields["reason"] = reason
-        trace_ids = environ.get("shortener.trace_ids")
+        if sampled:
+            fields["sampled_one_in"] = REDIRECT_LINE_EVERY
         if trace_ids is not None:
             fields["trace_id"], fields["span_id"] = trace_ids
         access_log.info("request", extra=fields)

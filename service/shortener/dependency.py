@@ -8,20 +8,33 @@ from . import metrics
 
 log = logging.getLogger("shortener.dependency")
 
+# The up gauge is written when the state changes, and otherwise at most this often: across
+# workers the most recent write wins, so a worker that keeps succeeding must still outdate,
+# within a second, another's older "down".
+GAUGE_REFRESH_SECONDS = 1.0
+
 
 class DependencyState:
     """Tracks whether a dependency answered its last call; logs only transitions."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, clock=time.monotonic):
         self.name = name
         self.is_up: bool | None = None  # unknown until the first call
         self._lock = threading.Lock()
+        self._clock = clock
+        self._written_at = float("-inf")
 
     def _change(self, up: bool) -> bool:
+        now = self._clock()
         with self._lock:
             changed = self.is_up is not up
             self.is_up = up
-        metrics.DEPENDENCY_UP.labels(dependency=self.name).set(1 if up else 0)
+            # Not on every call: a write costs a lock and a timestamp, on the hot path of every redirect.
+            write = changed or now - self._written_at >= GAUGE_REFRESH_SECONDS
+            if write:
+                self._written_at = now
+        if write:
+            metrics.DEPENDENCY_UP.labels(dependency=self.name).set(1 if up else 0)
         return changed
 
     def mark_up(self) -> None:

@@ -4,7 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, request
+from flask import Blueprint, current_app, jsonify, request
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
 from werkzeug.routing import BaseConverter
 
@@ -173,24 +173,43 @@ def _not_followable(refusal: str) -> ApiError:
     return ApiError(status, refusal, message)
 
 
+# What Redis said about a GET /<code> that the cache-hit shortcut (shortcut.py) let through: a miss
+# or a refusal, which the view answers without asking Redis again.
+LOOKED_UP_KEY = "shortener.looked_up"
+
+
 @bp.get("/<code>")
 def follow(code: str):
     """Redirect to a code's target: a cache hit, or a refusal Redis remembers, costs one Redis round trip."""
     if not codes.is_well_formed(code):
         raise _not_followable("not_found")
     cache = _cache()
-    url, refusal = cache.follow(code)  # the lookup and its click (or why not), in one script
+    # The lookup and its click (or why not), in one script, unless the shortcut ran it already.
+    url, refusal = request.environ.pop(LOOKED_UP_KEY, None) or cache.follow(code)
     if url is None and refusal is None:
         # A Redis outage counts as a miss: the answer came from Postgres.
-        metrics.CACHE_REQUESTS.labels(result="miss").inc()
+        metrics.CACHE_MISSES.inc()
         url = _follow_from_postgres(code, cache)
     else:
-        metrics.CACHE_REQUESTS.labels(result="hit").inc()
+        metrics.CACHE_HITS.inc()
         if refusal is not None:
             raise _not_followable(refusal)
-    current_app.extensions["shortener.clicks"].ensure_running()
+    count_redirect(current_app)
+    return redirect_to(current_app, url)
+
+
+FOLLOW_ENDPOINT = f"{bp.name}.{follow.__name__}"
+
+
+def count_redirect(app) -> None:
+    """Count a redirect; the worker's click flusher must run to write its click (counted in Redis) to Postgres."""
+    app.extensions["shortener.clicks"].ensure_running()
     metrics.REDIRECTS.inc()
-    return redirect(url, code=302)
+
+
+def redirect_to(app, url: str):
+    """The 302 to a link's target."""
+    return app.redirect(url, code=302)
 
 
 def _follow_from_postgres(code: str, cache) -> str:

@@ -47,6 +47,9 @@ CACHE_REQUESTS = Counter(
     "Redis cache lookups on redirect, by result (hit or miss).",
     ["result"],
 )
+# Each redirect counts one of these: a label lookup costs a lock and a dict walk.
+CACHE_HITS = CACHE_REQUESTS.labels(result="hit")
+CACHE_MISSES = CACHE_REQUESTS.labels(result="miss")
 # Whatever a worker saw last; across workers the most recent observation wins.
 DEPENDENCY_UP = Gauge(
     "shortener_dependency_up",

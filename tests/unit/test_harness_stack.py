@@ -74,6 +74,21 @@ def test_a_usual_port_held_by_another_program_is_given_up_and_said(monkeypatch):
         shutil.rmtree(chosen.workdir)
 
 
+def test_the_front_door_is_rendered_for_any_addresses_and_refuses_one_it_was_not_given(tmp_path):
+    """One rendering of nginx.conf, for a stack's door and a benchmark's: each address the file names must be given."""
+    listeners = ("frontdoor", "frontdoor-status", "frontdoor-syslog", "app")
+    addresses = {stack.usual_address(name): f"127.0.0.1:{41000 + n}" for n, name in enumerate(listeners)}
+    container = stack.as_frontdoor(stack.HostContainer("frontdoor:test", "test", "frontdoor"), tmp_path / "door",
+                                   addresses)
+    rendered = (tmp_path / "door" / "nginx.conf").read_text()
+    assert all(address in rendered for address in addresses.values())
+    assert stack._ADDRESS.search(rendered) is None, "a usual address was left in the rendered file"
+    assert container.command == ["nginx", "-c", "/etc/frontdoor/nginx.conf", "-g", "daemon off;"]
+    del addresses[stack.usual_address("frontdoor-syslog")]
+    with pytest.raises(KeyError, match="127.0.0.1:9514"):
+        stack.as_frontdoor(stack.HostContainer("frontdoor:test", "test", "frontdoor"), tmp_path / "door", addresses)
+
+
 def test_stacks_made_side_by_side_never_share_a_port_nor_take_an_ephemeral_one():
     """Nine stacks chosen at once used to draw the same released port now and then: a drill's Prometheus never came up."""
     with ThreadPoolExecutor(max_workers=12) as pool:
