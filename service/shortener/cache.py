@@ -87,10 +87,6 @@ class Cache:
         self.state.mark_up()
         return result
 
-    def lookup(self, code: str) -> str | None:
-        """Return the cached URL, or None on a miss or if Redis is down."""
-        return self._call(self.client.get, key_for(code))
-
     def follow(self, code: str) -> tuple[str | None, str | None]:
         """Return the cached URL (its click counted) or the cached refusal, in one round trip.
 
@@ -108,12 +104,6 @@ class Cache:
             pipe.set(key_for(code), url, ex=ttl, nx=True)
         pipe.hincrby(CLICKS_KEY, code, 1)
         return self._call(pipe.execute) is not None
-
-    def remember(self, code: str, url: str, expires_in: float | None = None) -> None:
-        """Cache a URL, never past the link's expiry; a failure only costs a future miss."""
-        ttl = self.ttl_seconds if expires_in is None else min(self.ttl_seconds, math.floor(expires_in))
-        if ttl >= 1:
-            self._call(self.client.set, key_for(code), url, ex=ttl, nx=True)
 
     def bury(self, code: str) -> bool:
         """Replace a code's entry with a tombstone (the link was disabled); False if Redis could not be told."""
