@@ -168,7 +168,7 @@ def _plan(scenario: Scenario, attached: bool) -> list[str]:
             start + (" and background traffic" if scenario.traffic else ""),
             "wait for the steady state: every target up, the Watchdog firing and active in Alertmanager, "
             "no other alert; then empty the inbox",
-            f"inject: {scenario.fault}",
+            f"inject ({scenario.fault.kind}): {scenario.fault.words}",
             *(f"{'once its email came' if step.when == 'email' else f'when {scenario.alert} is {step.when}'}: "
               f"{step.what}" for step in scenario.steps),
             f"expect {scenario.alert} ({record.severity}) to email {record.recipient} "
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(ha), as <name>_ha; the HA scenarios always run on it (default: %(default)s)")
     for name, scenario in SCENARIOS.items():
         drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
-                            help=f"{scenario.alert}: {scenario.fault}")
+                            help=f"{scenario.alert}: {scenario.fault.words}")
     redraws = commands.add_parser("report", help=redraw.__doc__)
     redraws.add_argument("path", type=Path, nargs="?", default=report.LATEST / "report.json")
     redraws.add_argument("--example", action="store_true",

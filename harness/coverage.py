@@ -40,6 +40,7 @@ class Part:
     drills: dict[str, list[str]] = field(default_factory=dict)  # scenario -> what its design exercises
     seen: dict[str, list[str]] = field(default_factory=dict)  # drill of the last run -> what it saw
     tools: list[str] = field(default_factory=list)  # promtool/amtool tests that exercise it
+    fault_kinds: set[str] = field(default_factory=set)  # the kinds of fault (faults.KINDS) of the drills that exercise it
 
     @property
     def exercised_by(self) -> str:
@@ -234,6 +235,8 @@ def matrix(scenarios: dict | None = None, report: dict | None = None) -> list[Pa
                                       list(scenario.collateral), mailed, list(scenario.pending),
                                       list(scenario.meta)).items():
             part(key).drills[scenario.name] = facts
+            if any(fact in COUNTS for fact in facts):
+                part(key).fault_kinds.add(scenario.fault.kind)
     for key, tests in tool_facts().items():
         part(key).tools = tests
     for record in (report or {}).get("scenarios", []):
@@ -251,23 +254,40 @@ def _facts(by_name: dict[str, list[str]]) -> str:
     return "; ".join(f"{name}: {', '.join(facts)}" for name, facts in by_name.items()) or "-"
 
 
+def _kinds(part: Part) -> str:
+    from harness.chaos.faults import KINDS as FAULT_KINDS  # the drill runner imports the stack
+
+    return ", ".join(kind for kind in FAULT_KINDS if kind in part.fault_kinds) or "-"
+
+
 def rows(parts_: list[Part]) -> list[list[str]]:
-    """The matrix as cells: kind, part, where, exercised by, drills by design, last run, tools."""
-    return [[p.kind, p.name, p.where, p.exercised_by, _facts(p.drills), _facts(p.seen), "; ".join(p.tools) or "-"]
-            for p in parts_]
+    """The matrix as cells: kind, part, where, exercised by, fault kinds, drills by design, last run, tools."""
+    return [[p.kind, p.name, p.where, p.exercised_by, _kinds(p), _facts(p.drills), _facts(p.seen),
+             "; ".join(p.tools) or "-"] for p in parts_]
 
 
-TITLES = ["kind", "part", "where", "exercised by", "drills (by design)", "last run (seen)", "promtool/amtool"]
+TITLES = ["kind", "part", "where", "exercised by", "fault kinds", "drills (by design)", "last run (seen)",
+          "promtool/amtool"]
+
+
+def fault_kinds(parts_: list[Part]) -> dict[str, list[str]]:
+    """For each kind of fault, the alert rules that a drill of that kind exercises (none: a gap in the drills)."""
+    from harness.chaos.faults import KINDS as FAULT_KINDS  # the drill runner imports the stack
+
+    return {kind: [p.name for p in parts_ if p.kind == "alert rule" and kind in p.fault_kinds] for kind in FAULT_KINDS}
 
 
 def table(parts_: list[Part]) -> list[str]:
     """The matrix as text a person reads: one block per part."""
     lines = []
-    for kind, name, where, by, drills, seen, tools in rows(parts_):
-        lines += [f"{kind} {name}  ({where})", f"  exercised by: {by}", f"  drills:       {drills}"]
+    for kind, name, where, by, kinds, drills, seen, tools in rows(parts_):
+        lines += [f"{kind} {name}  ({where})", f"  exercised by: {by}", f"  fault kinds:  {kinds}",
+                  f"  drills:       {drills}"]
         if seen != "-":
             lines.append(f"  last run:     {seen}")
         lines += [f"  tools:        {tools}", ""]
     counts = {by: sum(p.exercised_by == by for p in parts_) for by in ("drill", "promtool/amtool only", "nothing")}
     lines.append(f"{len(parts_)} parts: " + ", ".join(f"{count} {by}" for by, count in counts.items()))
+    lines.append("alert rules drilled, by kind of fault: " + "; ".join(
+        f"{kind} {len(alerts)}" for kind, alerts in fault_kinds(parts_).items()))
     return lines

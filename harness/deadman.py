@@ -34,6 +34,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 NAME = "DeadMansSwitch"  # harness/config/promises.py states its promise under this name
 RETRY = 2.0  # seconds between two attempts to mail while the SMTP server does not answer
+CHECK = 1.0  # seconds between two looks at the heartbeat
+SENDER = "deadman@shortener.example"  # the From of its emails: apart from Alertmanager's smtp_from
 
 registry = CollectorRegistry()
 HEARTBEATS = Counter("deadman_heartbeats", "Firing Watchdog notifications received", registry=registry)
@@ -133,7 +135,7 @@ class Switch:
 
     def watch_forever(self) -> None:
         while True:
-            time.sleep(1)
+            time.sleep(CHECK)
             self.check()
 
 
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", required=True, help="host:port for the webhooks and /metrics")
     parser.add_argument("--smtp", required=True, help="host:port of the SMTP server it mails through")
     parser.add_argument("--to", required=True, help="on-call's address")
-    parser.add_argument("--sender", default="deadman@shortener.example")
+    parser.add_argument("--sender", default=SENDER)
     parser.add_argument("--silence", type=float, required=True, help="seconds without a heartbeat before it trips")
     parser.add_argument("--runbook", required=True, help="the runbook section of the switch")
     parser.add_argument("--dashboard", required=True)

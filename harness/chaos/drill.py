@@ -14,11 +14,14 @@ import requests
 
 from harness import config
 from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, SWITCH, Camera
+from harness.chaos.faults import Fault, remove_leftover_rules
 from harness.chaos.traffic import KINDS, Traffic
 from harness.chaos.verdict import Record
 from harness.config import promises
+from harness.deadman import CHECK as SWITCH_CHECK
+from harness.deadman import SENDER as SWITCH_SENDER
 from harness.report import signals
-from harness.stack import LOG_DIR, PROMETHEUS_RESEND_DELAY, Stack
+from harness.stack import LOG_DIR, PROMETHEUS_RESEND_DELAY, Stack, deadman_silence
 from harness.stack.observe import Alertmanager, Prometheus, counter
 from harness.waiting import WaitTimeout, say, wait_until
 
@@ -31,11 +34,17 @@ FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed
 
 @dataclass(frozen=True)
 class Step:
-    """Something a scenario does once the alert reaches a state (pending, firing or active) or its email came (email)."""
+    """A further fault a scenario puts in place, or undoes, once the alert reaches a state or its email came."""
 
     when: str  # "pending", "firing", "active", "email", or "resolved" (after the resolved email, or the drill's end)
     what: str
-    action: Callable[[Stack], None]
+    fault: Fault
+    undo: bool = False  # undo the fault (put in place by the scenario or an earlier step) instead of injecting it
+    after: float = 0.0  # seconds to wait, once the moment came, before acting
+
+    def act(self, stack: Stack) -> None:
+        time.sleep(self.after)
+        (self.fault.restore if self.undo else self.fault.inject)(stack)
 
 
 @dataclass(frozen=True)
@@ -58,9 +67,7 @@ class Scenario:
 
     name: str
     alert: str | None  # None: a quiet scenario, whose verdict is that nothing fires and no one is emailed
-    fault: str  # what inject does, in words
-    inject: Callable[[Stack], None]
-    restore: Callable[[Stack], None]
+    fault: Fault  # put in place, and undone, by the drill
     traffic: float = 0  # background creates and redirects during the drill, in multiples of the usual rate
     traffic_kinds: tuple[str, ...] = KINDS  # what the traffic does in turn
     hold: float = 0.0  # a quiet scenario's fault lasts this long (seconds) before the restore
@@ -92,6 +99,9 @@ class Scenario:
     # "at-least-once" (duplicates are counted and reported; a missing email still fails).
     delivery: str = "exactly-once"
     resolved_extra_delay: float = 0.0  # seconds the fault delays the resolved email by design (bound and promise)
+    # How the dead man's switch learns of the fault: "expiry" (Prometheus's Watchdog stops reaching
+    # Alertmanager, which resolves it) or "silence" (Alertmanager itself sends no heartbeat at all).
+    switch_trips_on: str = "expiry"
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -101,6 +111,17 @@ class Scenario:
     def quiet(self) -> bool:
         """Whether the verdict is silence: nothing fires, no one is emailed."""
         return self.alert is None
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """Every fault the scenario may put in place, its own first, each once."""
+        return tuple(dict.fromkeys((self.fault, *(step.fault for step in self.steps))))
+
+    @property
+    def undone_at_restore(self) -> tuple[Fault, ...]:
+        """The faults the restore undoes: all but those a step undoes only after the resolved email."""
+        later = {step.fault for step in self.steps if step.when == "resolved" and step.undo}
+        return tuple(fault for fault in self.faults if fault not in later)
 
 
 class Drill:
@@ -211,12 +232,11 @@ class Drill:
                     record.not_recovered = [query for query in scenario.recovered if not self.prometheus.query(query)]
         finally:
             if not restored:
-                say(f"drill {scenario.name}: restore (after a failure)")
-                scenario.restore(self.stack)
+                self._restore_after_failure(scenario)
             for step in scenario.steps:
                 if step.when == "resolved":  # after the resolved email, or at the end whatever happened
                     say(f"drill {record.scenario}: resolved: {step.what}")
-                    step.action(self.stack)
+                    step.act(self.stack)
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
@@ -225,8 +245,8 @@ class Drill:
         """Put the fault in place; its moment on the drill's clock and the wall clock, also noted on the record."""
         record.inject_began_at = _now()
         inject_began = time.monotonic()
-        say(f"drill {scenario.name}: inject: {scenario.fault}")
-        scenario.inject(self.stack)
+        say(f"drill {scenario.name}: inject ({scenario.fault.kind}): {scenario.fault.words}")
+        scenario.fault.inject(self.stack)
         fault_at, fault_epoch = time.monotonic(), time.time()
         record.fault_at, record.fault_epoch = _now(), round(fault_epoch, 3)
         record.inject_s = round(fault_at - inject_began, 1)
@@ -237,11 +257,38 @@ class Drill:
         restored_at = time.monotonic()
         if traffic:
             record.traffic_during_fault = traffic.statuses(fault_at, restored_at)
+        self._note_bite(scenario, record)  # unless the alert's firing read it already
         say(f"drill {scenario.name}: restore")
-        scenario.restore(self.stack)
+        for fault in scenario.undone_at_restore:
+            fault.restore(self.stack)
         record.restored_at = _now()
         record.restore_s = round(restored_at - fault_at, 1)
         return restored_at
+
+    def _restore_after_failure(self, scenario: Scenario) -> None:
+        """Undo every fault of the scenario, each on its own: one that cannot be undone does not keep the others."""
+        say(f"drill {scenario.name}: restore (after a failure)")
+        failures = []
+        for fault in reversed(scenario.faults):
+            try:
+                fault.restore(self.stack)
+            except Exception as error:  # noqa: BLE001 - the next fault is still undone; the first failure is raised
+                say(f"drill {scenario.name}: could not undo {fault.words}: {error}")
+                failures.append(error)
+        if failures:
+            raise failures[0]
+
+    def _note_bite(self, scenario: Scenario, record: Record) -> None:
+        """The fault's own evidence that it took effect, read once while it holds."""
+        if record.bite or type(scenario.fault).bite is Fault.bite:
+            return
+        try:
+            bite = scenario.fault.bite(self.stack)
+        except Exception as error:  # noqa: BLE001 - evidence that cannot be read proves nothing
+            record.bite, record.bit = f"could not be read: {type(error).__name__}: {error}", False
+            return
+        record.bite, record.bit = bite.evidence, bite.bit
+        say(f"drill {scenario.name}: the fault {'bit' if bite.bit else 'did NOT bite'}: {bite.evidence}")
 
     def _quiet(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
         """The fault, held and undone; then watch the longest bound go by: nothing may fire, no email may come."""
@@ -283,8 +330,7 @@ class Drill:
                 record.traffic_during_fault = traffic.statuses(fault_at)
         finally:
             if not restored:
-                say(f"drill {scenario.name}: restore (after a failure)")
-                scenario.restore(self.stack)
+                self._restore_after_failure(scenario)
             self._note_emails(record, fault_at, arrivals)
             self._note_signals(record, fault_epoch)
 
@@ -360,6 +406,7 @@ class Drill:
                 record.pending_s = elapsed  # pending, or already firing when for: is 0
             if state == "firing" and record.firing_s is None:
                 record.firing_s = elapsed
+                self._note_bite(scenario, record)  # before any step changes what the fault holds
                 self.camera.take("prometheus-alerts", elapsed, record.alert)
             if record.active_s is None and record.firing_s is not None:
                 if record.alert in _unless_down(self.alertmanager.active_alerts, set()):
@@ -373,7 +420,7 @@ class Drill:
             while steps and reached[steps[0].when] is not None:
                 step = steps.pop(0)
                 say(f"drill {record.scenario}: {step.when} after {reached[step.when]} s: {step.what}")
-                step.action(self.stack)
+                step.act(self.stack)
             if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
                 record.email_s = round(time.monotonic() - fault_at, 1)  # a step may have taken time
                 for view in ("mail-message", "email-html"):
@@ -383,7 +430,7 @@ class Drill:
 
         def watch(deadline: float) -> None:
             # The email proves that a replica fired; the next look sees it (one replica may lead the other).
-            wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault})", observe,
+            wait_until(f"the {record.alert} email; the fault stays in place until it comes ({scenario.fault.words})", observe,
                        done=lambda _: record.email_s is not None and record.firing_s is not None, timeout=deadline,
                        interval=POLL)
             if any(step.when == "email" for step in steps):
@@ -504,6 +551,9 @@ class Drill:
                 elapsed = round(time.monotonic() - fault_at, 1)
                 if record.firing_s is None and counter(switch, "deadman_tripped", {}) == 1:
                     record.pending_s = record.firing_s = record.active_s = elapsed
+                    self._note_bite(scenario, record)
+                if record.meta:
+                    self._note_meta(record, _unless_down(self.prometheus.alert_states, {}), fault_at)
                 if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
                     record.email_s = elapsed
                     for view in SWITCH:
@@ -512,7 +562,7 @@ class Drill:
                         "email": "arrived" if record.email_s is not None else "not yet"}
 
             self._watch(record, lambda deadline: wait_until(
-                f"the dead man's switch's email ({scenario.fault})", tripped, done=lambda _: record.email_s is not None,
+                f"the dead man's switch's email ({scenario.fault.words})", tripped, done=lambda _: record.email_s is not None,
                 timeout=deadline, interval=POLL), deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
             say(f"drill {record.scenario}: switch tripped {record.firing_s} s, email {record.email_s} s after the "
                 f"fault (floor {record.floor_s:.0f} s, bound {record.bound_s:.0f} s)")
@@ -532,8 +582,7 @@ class Drill:
                     record.not_recovered = [query for query in scenario.recovered if not self.prometheus.query(query)]
         finally:
             if not restored:
-                say(f"drill {scenario.name}: restore (after a failure)")
-                scenario.restore(self.stack)
+                self._restore_after_failure(scenario)
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
@@ -585,16 +634,30 @@ def restart_timings(spec: config.AlertSpec) -> tuple[float, float]:
     return resent, held
 
 
-def switch_timings() -> tuple[float, float, float, str]:
-    """Floor, bound and resolved bound of the dead man's switch's email when Prometheus stops, and the bound in words.
+def switch_timings(trips_on: str = "expiry") -> tuple[float, float, float, str]:
+    """Floor, bound and resolved bound of the dead man's switch's email, and the bound in words.
 
-    Prometheus sends the Watchdog every resend delay (at the next evaluation), valid for 4
-    times that (its endsAt); Alertmanager keeps it, and keeps the heartbeat going, until then,
-    resolves it on the heartbeat route's next group_interval tick, and the switch trips at once.
-    Restarted, Prometheus may drop its first send before it has found Alertmanager: the
-    heartbeat is back within a resend delay, an evaluation and a tick.
+    Expiry (Prometheus stops, or cannot reach Alertmanager): Prometheus sends the Watchdog every
+    resend delay (at the next evaluation), valid for 4 times that (its endsAt); Alertmanager
+    keeps it, and keeps the heartbeat going, until then, resolves it on the heartbeat route's
+    next group_interval tick, and the switch trips at once. Restarted, Prometheus may drop its
+    first send before it has found Alertmanager: the heartbeat is back within a resend delay,
+    an evaluation and a tick.
+
+    Silence (Alertmanager frozen or gone): the heartbeat comes every repeat_interval, on a
+    group_interval tick, so the last one came at most repeat + group_interval before the fault;
+    the switch trips once none has come for its silence limit, at its next one-second check.
+    Alertmanager back, its next tick sends the heartbeat again.
     """
     heartbeat = config.alert(WATCHDOG)
+    if trips_on == "silence":
+        silence = deadman_silence()
+        floor = silence - (heartbeat.repeat_interval + heartbeat.group_interval)
+        bound = silence + SWITCH_CHECK + config.DELIVERY_SLACK
+        resolved = heartbeat.group_interval + config.DELIVERY_SLACK
+        why = (f"the switch's silence limit {silence:.0f} (heartbeat repeat {heartbeat.repeat_interval:.0f} + tick "
+               f"{heartbeat.group_interval:.0f} + grace) + its check {SWITCH_CHECK:.0f} + slack {config.DELIVERY_SLACK:.0f}")
+        return floor, bound, resolved, why
     delay = config.seconds(PROMETHEUS_RESEND_DELAY)
     resend = delay + heartbeat.evaluation_interval  # between two sends of a firing alert
     held = 4 * max(delay, heartbeat.evaluation_interval)  # a sent alert's endsAt, after its send
@@ -609,12 +672,13 @@ def switch_timings() -> tuple[float, float, float, str]:
 def switch_expectation(scenario: Scenario, run: int = 1) -> Record:
     """The record of a drill whose notification is the dead man's switch's own email, not Alertmanager's."""
     promise = promises.promise(promises.DEADMAN)
-    floor, bound, resolved, why = switch_timings()
+    floor, bound, resolved, why = switch_timings(scenario.switch_trips_on)
     return Record(
         scenario=scenario.name, run=run, alert=promises.DEADMAN, severity=promise.severity,
-        recipient=promise.recipient, fault=scenario.fault, promise_s=promise.firing_s, floor_s=floor, bound_s=bound,
+        recipient=promise.recipient, fault=scenario.fault.words, fault_kind=scenario.fault.kind,
+        promise_s=promise.firing_s, floor_s=floor, bound_s=bound,
         resolved_bound_s=resolved, resolved_promise_s=promise.resolved_s, most_s=promises.most(), bound_why=why,
-        runbook_anchor=promises.DEADMAN_ANCHOR,
+        runbook_anchor=promises.DEADMAN_ANCHOR, meta=list(scenario.meta), may_notify=list(scenario.may_notify),
     )
 
 
@@ -634,11 +698,13 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         targets = config.inhibition_targets(spec.labels)
     except config.ConfigMismatch as mismatch:
         return Record(scenario=scenario.name, run=run, alert=scenario.alert, severity="?", recipient=None,
-                      fault=scenario.fault, promise_s=0, floor_s=0, bound_s=0, resolved_bound_s=0,
+                      fault=scenario.fault.words, fault_kind=scenario.fault.kind, promise_s=0, floor_s=0, bound_s=0,
+                      resolved_bound_s=0,
                       mismatch=str(mismatch), verdict="fail")
     return Record(
         scenario=scenario.name, run=run, alert=spec.name, severity=promise.severity, recipient=promise.recipient,
-        fault=scenario.fault, promise_s=promise.firing_s + scenario.extra_delay, floor_s=spec.for_s,
+        fault=scenario.fault.words, fault_kind=scenario.fault.kind, promise_s=promise.firing_s + scenario.extra_delay,
+        floor_s=spec.for_s,
         bound_s=scenario.bound(spec), resolved_bound_s=spec.resolved_bound + scenario.resolved_extra_delay,
         resolved_promise_s=None if promise.resolved_s is None else promise.resolved_s + scenario.resolved_extra_delay,
         most_s=promises.most(), bound_why=_bound_why(spec, scenario),
@@ -646,11 +712,17 @@ def expectation(scenario: Scenario, run: int = 1) -> Record:
         collateral=list(scenario.collateral), alongside=list(scenario.alongside), traffic=bool(scenario.traffic),
         error_free=scenario.error_free, answered=list(scenario.answered),
         proof=_proof_words(scenario.proof), runbook_anchor=config.runbook_anchor(scenario.alert),
-        meta=list(scenario.meta), may_notify=list(scenario.may_notify),
+        meta=list(scenario.meta), may_notify=list(scenario.may_notify), meta_mailed=_mailed_by_switch(scenario.meta),
+        switch_sender=SWITCH_SENDER,
         **(dict(zip(("resent_bound_s", "held_s"), restart_timings(spec)))
            if scenario.restart_prometheus_while_firing else {}),
         profile="ha" if scenario.ha else "single", delivery=scenario.delivery,
     )
+
+
+def _mailed_by_switch(alerts: tuple[str, ...]) -> dict[str, str]:
+    """Of these meta-alerts, those the dead man's switch mails on, each with its promised recipient."""
+    return {alert: promises.promise(alert).recipient for alert in alerts if config.alert(alert).by_switch}
 
 
 def _quiet_expectation(scenario: Scenario, run: int) -> Record:
@@ -660,11 +732,13 @@ def _quiet_expectation(scenario: Scenario, run: int) -> Record:
         for name in scenario.pending:
             config.alert(name)  # an alert the scenario names must exist
     except config.ConfigMismatch as mismatch:
-        return Record(scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault,
+        return Record(scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault.words,
+                      fault_kind=scenario.fault.kind,
                       promise_s=0, floor_s=0, bound_s=0, resolved_bound_s=0, mismatch=str(mismatch), verdict="fail")
     quiet = slowest.bound
     return Record(
-        scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault,
+        scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault.words,
+        fault_kind=scenario.fault.kind,
         promise_s=0, floor_s=0, bound_s=quiet, resolved_bound_s=0, most_s=promises.most(),
         bound_why=f"the slowest alert's bound, {slowest.name}'s {slowest.bound:.0f} s",
         quiet_s=quiet, pending=list(scenario.pending), hold_s=scenario.hold,
@@ -694,6 +768,7 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
 
 def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack | None = None) -> list[Future]:
     """Start every drill, at_once of them at a time, each on its own fresh stack (one after the other on a running one)."""
+    remove_leftover_rules()  # of a run that was killed before its restore
     pool = ThreadPoolExecutor(max_workers=1 if running else at_once, thread_name_prefix="drill")
     futures = [pool.submit(drill_on_its_own_stack, scenario, run, running) for scenario, run in jobs]
     pool.shutdown(wait=False)  # the futures finish; nothing more is submitted

@@ -4,11 +4,17 @@ Whom each alert must reach, and how soon, is its promise in observability/promis
 """
 
 import dataclasses
-import time
 
 from harness import config
 from harness.chaos.drill import Proof, Scenario, Step
 from harness.chaos.faults import (
+    Blackhole,
+    Change,
+    Fault,
+    Freeze,
+    HoldConnections,
+    SlowClients,
+    Stop,
     TableLock,
     accept_writes,
     deploy_broken_rule,
@@ -46,42 +52,25 @@ BUDGET_BURN = ("ErrorBudgetBurnFast", "ErrorBudgetBurnSlow")
 APP_UP = ('up{job="app"} == 1',)  # the app scraped again: recovered from its own outage
 
 
-def _stop(*services: str):
-    def inject(stack: Stack) -> None:
-        for service in services:
-            stack.pause_service(service)
-    return inject
-
-
-def _start(*services: str):
-    def restore(stack: Stack) -> None:
-        for service in services:
-            stack.resume_service(service)
-    return restore
-
-
-def _start_after_outage(service: str):
-    def action(stack: Stack) -> None:
-        time.sleep(MAIL_OUTAGE)
-        stack.resume_service(service)
-    return action
+STOP_APP = Stop("app", words="stop the app's container (its Gunicorn master and workers exit)")
+STOP_ALERTMANAGER = Stop("alertmanager")
+# Writes to links rejected by a trigger, as a broken migration does.
+REJECT_WRITES = Change("a broken migration: a trigger makes every insert into links fail (creates answer 5xx)",
+                       reject_writes, accept_writes)
 
 
 SERVICE_DOWN = Scenario(
     name="service_down",
     alert="ServiceDown",
-    fault="stop the app's container (its Gunicorn master and workers exit)",
-    inject=_stop("app"),
-    restore=_start("app"),
+    fault=STOP_APP,
     recovered=APP_UP,
 )
 
 FRONTDOOR_DOWN = Scenario(
     name="frontdoor_down",
     alert="ShortenerUnreachable",
-    fault="stop the front door's container (nginx): users are refused, Gunicorn itself still answers Prometheus",
-    inject=_stop("frontdoor"),
-    restore=_start("frontdoor"),
+    fault=Stop("frontdoor", words="stop the front door's container (nginx): users are refused, Gunicorn itself still "
+                                  "answers Prometheus"),
     # Prometheus scrapes Gunicorn directly: what it sees of the app is fine.
     silent=("ServiceDown",),
     recovered=('probe_success{job="probe"} == 1',),
@@ -90,9 +79,7 @@ FRONTDOOR_DOWN = Scenario(
 POSTGRES_DOWN = Scenario(
     name="postgres_down",
     alert="PostgresDown",
-    fault="stop the Postgres container under traffic (creates fail, uncached redirects fail)",
-    inject=_stop("postgres"),
-    restore=_start("postgres"),
+    fault=Stop("postgres", words="stop the Postgres container under traffic (creates fail, uncached redirects fail)"),
     traffic=1,
     # The errors it causes are inhibited while it lasts; once Postgres is back, the error
     # rate's 1m window and the budget's windows may still report them for a while.
@@ -104,9 +91,7 @@ POSTGRES_DOWN = Scenario(
 REDIS_DOWN = Scenario(
     name="redis_down",
     alert="RedisDown",
-    fault="stop the Redis container under traffic (the cache and the rate limiter are gone)",
-    inject=_stop("redis"),
-    restore=_start("redis"),
+    fault=Stop("redis", words="stop the Redis container under traffic (the cache and the rate limiter are gone)"),
     traffic=1,
     # Graceful degradation: redirects come from Postgres, creates go through, no 5xx.
     silent=("HighErrorRate", "HighLatency"),
@@ -118,9 +103,7 @@ REDIS_DOWN = Scenario(
 HIGH_ERROR_RATE = Scenario(
     name="high_error_rate",
     alert="HighErrorRate",
-    fault="a broken migration: a trigger makes every insert into links fail (creates answer 5xx)",
-    inject=reject_writes,
-    restore=accept_writes,
+    fault=REJECT_WRITES,
     traffic=1,
     silent=("PostgresDown", "ServiceDown"),
     collateral=BUDGET_BURN,
@@ -130,10 +113,8 @@ HIGH_ERROR_RATE = Scenario(
 ERROR_BUDGET_BURN = Scenario(
     name="error_budget_burn",
     alert="ErrorBudgetBurnFast",
-    fault="a broken migration rejects every insert while only creates come in: every request fails, the total "
-          "outage the burn windows' formula assumes",
-    inject=reject_writes,
-    restore=accept_writes,
+    fault=Change("a broken migration rejects every insert while only creates come in: every request fails, the "
+                 "total outage the burn windows' formula assumes", reject_writes, accept_writes),
     traffic=1,
     traffic_kinds=("create",),
     # The same errors on its own short window: it emails while the fault lasts.
@@ -143,13 +124,10 @@ ERROR_BUDGET_BURN = Scenario(
     answered=("5..",),
 )
 
-_LOCK = TableLock()
 HIGH_LATENCY = Scenario(
     name="high_latency",
     alert="HighLatency",
-    fault="a session holds an exclusive lock on links for 1 s in every 1.1 s (every query on links waits)",
-    inject=_LOCK.hold,
-    restore=_LOCK.release,
+    fault=TableLock(),
     traffic=1,
     silent=("HighErrorRate", "PostgresDown"),
     error_free=True,
@@ -158,13 +136,12 @@ HIGH_LATENCY = Scenario(
 ALERTMANAGER_RESTART = Scenario(
     name="alertmanager_restart",
     alert="ServiceDown",
-    fault="stop the app; Alertmanager goes down while ServiceDown is pending and comes back once it fires",
-    inject=_stop("app"),
-    restore=_start("app", "alertmanager"),
+    fault=Stop("app", words="stop the app; Alertmanager goes down while ServiceDown is pending and comes back once "
+                            "it fires"),
     steps=(
-        Step("pending", "stop Alertmanager", _stop("alertmanager")),
+        Step("pending", "stop Alertmanager", STOP_ALERTMANAGER),
         Step("firing", "start Alertmanager (Prometheus's first send of the firing alert was lost)",
-             _start("alertmanager")),
+             STOP_ALERTMANAGER, undo=True),
     ),
     extra_delay=RESEND,
     extra_delay_why="Prometheus resend delay and its evaluation",
@@ -178,14 +155,13 @@ ALERTMANAGER_RESTART = Scenario(
     may_notify=(DEADMAN,),
 )
 
+_MAIL_AND_APP = Stop("mailsink", "app", words="stop the app and the mail sink; the sink comes back 10 s after "
+                                               "Alertmanager's first attempt")
 MAILSINK_DOWN = Scenario(
     name="mailsink_down",
     alert="ServiceDown",
-    fault="stop the app and the mail sink; the sink comes back 10 s after Alertmanager's first attempt",
-    inject=_stop("mailsink", "app"),
-    restore=_start("mailsink", "app"),
-    steps=(Step("active", f"keep the mail sink down {MAIL_OUTAGE:.0f} s more, then start it",
-                _start_after_outage("mailsink")),),
+    fault=_MAIL_AND_APP,
+    steps=(Step("active", f"keep the mail sink down {MAIL_OUTAGE:.0f} s more, then start it", Stop("mailsink"), undo=True, after=MAIL_OUTAGE),),
     extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
     extra_delay_why="mail outage and Alertmanager retry back-off",
     proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
@@ -197,10 +173,8 @@ MAILSINK_DOWN = Scenario(
 WATCHDOG = Scenario(
     name="watchdog",
     alert="Watchdog",
-    fault="none: a freshly started stack, as after any Prometheus restart (its first heartbeat may be lost "
-          "before it has found Alertmanager)",
-    inject=lambda stack: None,
-    restore=lambda stack: None,
+    fault=Change("none: a freshly started stack, as after any Prometheus restart (its first heartbeat may be lost "
+                 "before it has found Alertmanager)", lambda stack: None, kind="none"),
     extra_delay=RESEND,
     extra_delay_why="a fresh Prometheus's resend delay and its evaluation",
 )
@@ -208,9 +182,7 @@ WATCHDOG = Scenario(
 EXPORTER_DOWN = Scenario(
     name="exporter_down",
     alert="ExporterDown",
-    fault="stop the Redis exporter's container (Redis itself keeps running)",
-    inject=_stop("redis-exporter"),
-    restore=_start("redis-exporter"),
+    fault=Stop("redis-exporter", words="stop the Redis exporter's container (Redis itself keeps running)"),
     # redis_up is absent, never 0, while its exporter is down: RedisDown cannot fire.
     silent=("RedisDown",),
     recovered=('up{job="redis"} == 1',),
@@ -219,9 +191,7 @@ EXPORTER_DOWN = Scenario(
 DEADMAN_DOWN = Scenario(
     name="deadman_down",
     alert="DeadMansSwitchDown",
-    fault="stop the dead man's switch's container: the Watchdog heartbeat reaches no one",
-    inject=_stop("deadman"),
-    restore=_start("deadman"),
+    fault=Stop("deadman", words="stop the dead man's switch's container: the Watchdog heartbeat reaches no one"),
     # The heartbeat's webhook fails meanwhile: attempts of another integration than email.
     silent=("AlertmanagerEmailFailing",),
     recovered=('up{job="deadman"} == 1',),
@@ -230,10 +200,8 @@ DEADMAN_DOWN = Scenario(
 BROKEN_RULE = Scenario(
     name="broken_rule",
     alert="RuleEvaluationFailures",
-    fault="deploy a rules file whose new recording rule fails on live data (a division by the job's total without "
-          "group_left), and reload Prometheus",
-    inject=deploy_broken_rule,
-    restore=roll_back_rules,
+    fault=Change("deploy a rules file whose new recording rule fails on live data (a division by the job's total "
+                 "without group_left), and reload Prometheus", deploy_broken_rule, roll_back_rules),
     extra_delay=FIRST_FAILURE,
     extra_delay_why="the deployed group's first failing evaluation, or the scrape after its counter's first",
     traffic=1,  # creates and redirects: two statuses of one job, which the broken rule cannot match one to one
@@ -242,9 +210,7 @@ BROKEN_RULE = Scenario(
 PROMETHEUS_DOWN = Scenario(
     name="prometheus_down",
     alert=DEADMAN,
-    fault="stop Prometheus: no rule is evaluated, no alert sent; the Watchdog stops",
-    inject=_stop("prometheus"),
-    restore=_start("prometheus"),
+    fault=Stop("prometheus", words="stop Prometheus: no rule is evaluated, no alert sent; the Watchdog stops"),
     # No recovery query: the switch's resolved email itself says Prometheus evaluates and sends again (only a
     # fresh heartbeat clears it). Its ALERTS series was not always there yet when that email came.
 )
@@ -252,11 +218,99 @@ PROMETHEUS_DOWN = Scenario(
 PROMETHEUS_RESTART = Scenario(
     name="prometheus_restart",
     alert="ServiceDown",
-    fault="stop the app; once ServiceDown has paged, restart Prometheus (the app stays down)",
-    inject=_stop("app"),
-    restore=_start("app"),
+    fault=Stop("app", words="stop the app; once ServiceDown has paged, restart Prometheus (the app stays down)"),
     restart_prometheus_while_firing=True,
     recovered=APP_UP,
+)
+
+# Gray failures: a component half alive. It holds its sockets and never answers (frozen), or the
+# way to it loses every packet: nothing is refused, every call waits for its deadline. --------
+
+# A scrape of a target that hangs fails only at its scrape_timeout: up reads 0 that much later.
+APP_SCRAPE_TIMEOUT = config.scrape_timeout("app")
+# The app takes a dependency for down at the first users' call that misses its deadline.
+POSTGRES_DEADLINE = config.app_default("DATABASE_DEADLINE_SECONDS")
+REDIS_DEADLINE = config.app_default("REDIS_SOCKET_TIMEOUT")
+
+APP_FROZEN = Scenario(
+    name="app_frozen",
+    alert="ServiceDown",
+    fault=Freeze("app", words="freeze the app's container (docker pause): Gunicorn holds its sockets open and never "
+                              "answers"),
+    extra_delay=APP_SCRAPE_TIMEOUT,
+    extra_delay_why="the scrape_timeout of a scrape that hangs",
+    recovered=APP_UP,
+)
+
+
+def _postgres_hangs(name: str, fault: Fault) -> Scenario:
+    """Postgres that hangs under traffic: pg_up is blind (its exporter hangs too); the app's own view pages on-call."""
+    return Scenario(
+        name=name,
+        alert="PostgresNotAnswering",
+        fault=fault,
+        traffic=1,
+        extra_delay=POSTGRES_DEADLINE,
+        extra_delay_why="the app's Postgres deadline, which its first call into the hang misses",
+        # Creates fail fast once the breaker is open; redirects of cached links go on.
+        answered=("503", "302"),
+        inhibited=("HighErrorRate", "ErrorBudgetBurnFast"),
+        # The exporter's scrape times out: the team hears that pg_up is blind, on its own windows.
+        alongside=("ExporterDown",),
+        silent=("PostgresDown", "ServiceDown"),
+        recovered=('shortener_dependency_up{dependency="postgres"} == 1',),
+    )
+
+
+POSTGRES_FROZEN = _postgres_hangs("postgres_frozen", Freeze(
+    "postgres", words="freeze Postgres under traffic (docker pause): connections open, no query ever answered"))
+POSTGRES_BLACKHOLED = _postgres_hangs("postgres_blackholed", Blackhole(
+    "postgres", words="drop every packet to Postgres's port under traffic (iptables DROP): the way to it hangs"))
+
+REDIS_FROZEN = Scenario(
+    name="redis_frozen",
+    alert="RedisNotAnswering",
+    fault=Freeze("redis", words="freeze Redis under traffic (docker pause): the cache and the rate limiter hang"),
+    traffic=1,
+    extra_delay=REDIS_DEADLINE,
+    extra_delay_why="the app's Redis deadline, which its first call into the hang misses",
+    # Graceful degradation, as with Redis stopped: each worker skips Redis after one missed deadline.
+    error_free=True,
+    answered=("201", "302"),
+    alongside=("ExporterDown",),
+    silent=("HighErrorRate", "HighLatency", "RedisDown"),
+    recovered=('shortener_dependency_up{dependency="redis"} == 1',),
+)
+
+POSTGRES_CONNECTIONS_EXHAUSTED = Scenario(
+    name="postgres_connections_exhausted",
+    alert="PostgresConnectionsExhausted",
+    fault=HoldConnections(),
+    traffic=1,
+    # The app's pool was warm before the fault: it keeps serving on the connections it holds.
+    error_free=True,
+    answered=("201", "302"),
+    silent=("PostgresDown", "PostgresNotAnswering", "HighErrorRate", "ServiceDown"),
+)
+
+ALERTMANAGER_FROZEN = Scenario(
+    name="alertmanager_frozen",
+    alert=DEADMAN,
+    fault=Freeze("alertmanager", words="freeze Alertmanager (docker pause): it takes Prometheus's sends and never "
+                                       "answers; no heartbeat, no email"),
+    switch_trips_on="silence",
+    # Prometheus's sends time out meanwhile: the team may hear of it once Alertmanager runs again.
+    may_notify=("PrometheusCannotReachAlertmanager",),
+)
+
+ALERTMANAGER_BLACKHOLED = Scenario(
+    name="alertmanager_blackholed",
+    alert=DEADMAN,
+    fault=Blackhole("alertmanager", words="drop every packet to Alertmanager's port (iptables DROP): Prometheus's "
+                                          "sends hang; Alertmanager, alone, lets the Watchdog expire"),
+    # Prometheus sees its own sends fail long before the switch trips; its alert reaches the
+    # team once the way is open again.
+    meta=("PrometheusCannotReachAlertmanager",),
 )
 
 # Quiet scenarios: what happens on an ordinary day must page no one. Each watches, from its
@@ -271,10 +325,8 @@ RELOAD_SETTLE = 15.0
 SHORT_OUTAGE = Scenario(
     name="short_outage",
     alert=None,
-    fault=f"stop the app for {BLIP:.0f} s (a scrape and an evaluation see it), well short of ServiceDown's "
-          f"for: of {_SERVICE_DOWN.for_s:.0f} s",
-    inject=_stop("app"),
-    restore=_start("app"),
+    fault=Stop("app", words=f"stop the app for {BLIP:.0f} s (a scrape and an evaluation see it), well short of "
+                            f"ServiceDown's for: of {_SERVICE_DOWN.for_s:.0f} s"),
     hold=BLIP,
     pending=("ServiceDown",),
 )
@@ -282,9 +334,8 @@ SHORT_OUTAGE = Scenario(
 ROLLING_RESTART = Scenario(
     name="rolling_restart",
     alert=None,
-    fault="a rolling restart under traffic: HUP to Gunicorn, which starts new workers and stops the old ones gracefully",
-    inject=lambda stack: stack.signal_service("app", "HUP"),
-    restore=lambda stack: None,
+    fault=Change("a rolling restart under traffic: HUP to Gunicorn, which starts new workers and stops the old ones "
+                 "gracefully", lambda stack: stack.signal_service("app", "HUP")),
     traffic=1,
     hold=RELOAD_SETTLE,
     error_free=True,
@@ -294,9 +345,8 @@ ROLLING_RESTART = Scenario(
 SCHEMA_MIGRATION = Scenario(
     name="schema_migration",
     alert=None,
-    fault="a schema migration under traffic: a new column on links and its index built concurrently",
-    inject=migrate_schema,
-    restore=roll_back_schema,
+    fault=Change("a schema migration under traffic: a new column on links and its index built concurrently",
+                 migrate_schema, roll_back_schema),
     traffic=1,
     hold=BLIP,
     error_free=True,
@@ -306,9 +356,8 @@ SCHEMA_MIGRATION = Scenario(
 DOUBLE_TRAFFIC = Scenario(
     name="double_traffic",
     alert=None,
-    fault="twice the usual traffic, for the whole drill (within the latency objective)",
-    inject=lambda stack: None,
-    restore=lambda stack: None,
+    fault=Change("twice the usual traffic, for the whole drill (within the latency objective)", lambda stack: None,
+                 kind="load"),
     traffic=2,
     error_free=True,
     answered=("201", "302"),
@@ -326,10 +375,15 @@ PEER_WAIT = config.seconds(ALERTMANAGER_PEER_TIMEOUT)
 HUNG_PEER = config.seconds(PROMETHEUS_ALERTMANAGER_TIMEOUT)
 
 
-class NotifyingPeer:
-    """The Alertmanager peer that notifies first (position 0 in the cluster), taken away and given back; one per stack."""
+class NotifyingPeer(Fault):
+    """The Alertmanager peer that notifies first (position 0 in the cluster), stopped or frozen, and given back.
 
-    def __init__(self):
+    Which peer that is, is found when the fault is put in place, once per stack.
+    """
+
+    def __init__(self, freeze: bool):
+        self.kind = "freeze" if freeze else "stop"
+        self.words = f"{self.kind} the Alertmanager peer at position 0"
         self._taken: dict[str, str] = {}
 
     def _find(self, stack: Stack) -> str:
@@ -341,31 +395,18 @@ class NotifyingPeer:
                 return peer
         raise RuntimeError(f"stack {stack.name}: no Alertmanager peer sees itself at position 0")
 
-    def stop(self, stack: Stack) -> None:
-        stack.pause_service(self._find(stack))
+    def inject(self, stack: Stack) -> None:
+        peer = self._find(stack)
+        (stack.freeze_service if self.kind == "freeze" else stack.pause_service)(peer)
 
-    def start(self, stack: Stack) -> None:
+    def restore(self, stack: Stack) -> None:
         peer = self._taken.pop(stack.name, None)
         if peer:
-            stack.resume_service(peer)
-
-    def freeze(self, stack: Stack) -> None:
-        stack.freeze_service(self._find(stack))
-
-    def thaw(self, stack: Stack) -> None:
-        peer = self._taken.pop(stack.name, None)
-        if peer:
-            stack.thaw_service(peer)
+            (stack.thaw_service if self.kind == "freeze" else stack.resume_service)(peer)
 
 
-def _then(*actions):
-    def action(stack: Stack) -> None:
-        for each in actions:
-            each(stack)
-    return action
-
-
-_PEER = NotifyingPeer()
+_PEER = NotifyingPeer(freeze=False)
+_FROZEN_PEER = NotifyingPeer(freeze=True)
 NEXT_PEER = "the next peer's wait: position 1 x --cluster.peer-timeout"
 # A peer stopped or paused refuses Prometheus's sends: its next send to that peer (a resend
 # delay at most away) fails, and the team hears of it, unless the drill has ended by then.
@@ -378,13 +419,11 @@ def _notifier_down(name: str, when: str, moment: str, words: str) -> Scenario:
     return Scenario(
         name=name,
         alert="ServiceDown",
-        fault=f"HA: stop the app; the Alertmanager peer that {words} is stopped {moment}",
-        inject=_stop("app"),
-        restore=_start("app"),
+        fault=Stop("app", words=f"HA: stop the app; the Alertmanager peer that {words} is stopped {moment}"),
         # A peer that rejoined before the resolved notification, its own aggregation timers restarted,
         # mailed that notification a second time in one run of three: it comes back only after it.
-        steps=(Step(when, "stop the Alertmanager peer at position 0", _PEER.stop),
-               Step("resolved", "start the stopped Alertmanager peer again", _PEER.start)),
+        steps=(Step(when, "stop the Alertmanager peer at position 0", _PEER),
+               Step("resolved", "start the stopped Alertmanager peer again", _PEER, undo=True)),
         extra_delay=PEER_WAIT,
         extra_delay_why=NEXT_PEER,
         resolved_extra_delay=PEER_WAIT,
@@ -403,10 +442,9 @@ HA_NOTIFIER_DOWN = _notifier_down("ha_notifier_down", "firing", "as soon as Serv
 HA_PROMETHEUS_REPLICA_DOWN = Scenario(
     name="ha_prometheus_replica_down",
     alert="ServiceDown",
-    fault="HA: stop the app; the first Prometheus replica is stopped while ServiceDown is pending (the other must page)",
-    inject=_stop("app"),
-    restore=_start("app", "prometheus"),
-    steps=(Step("pending", "stop the first Prometheus replica", _stop("prometheus")),),
+    fault=Stop("app", words="HA: stop the app; the first Prometheus replica is stopped while ServiceDown is pending "
+                            "(the other must page)"),
+    steps=(Step("pending", "stop the first Prometheus replica", Stop("prometheus")),),
     recovered=APP_UP,
     ha=True,
 )
@@ -414,12 +452,11 @@ HA_PROMETHEUS_REPLICA_DOWN = Scenario(
 HA_PARTITION = Scenario(
     name="ha_partition",
     alert="ServiceDown",
-    fault="HA: stop the app; the notifying Alertmanager peer is paused (cut off, gossip lost) while ServiceDown is "
-          "pending, and let run again once the email came",
-    inject=_stop("app"),
-    restore=_then(_start("app"), _PEER.thaw),
-    steps=(Step("pending", "pause the Alertmanager peer at position 0 (docker pause)", _PEER.freeze),
-           Step("email", "let the paused peer run again, its notification log behind the others'", _PEER.thaw)),
+    fault=Stop("app", words="HA: stop the app; the notifying Alertmanager peer is paused (cut off, gossip lost) "
+                            "while ServiceDown is pending, and let run again once the email came"),
+    steps=(Step("pending", "pause the Alertmanager peer at position 0 (docker pause)", _FROZEN_PEER),
+           Step("email", "let the paused peer run again, its notification log behind the others'", _FROZEN_PEER,
+                undo=True)),
     extra_delay=PEER_WAIT + HUNG_PEER,
     extra_delay_why=NEXT_PEER + " + Prometheus's Alertmanager timeout (a batch held by the paused peer)",
     resolved_extra_delay=PEER_WAIT,
@@ -433,13 +470,27 @@ HA_PARTITION = Scenario(
 HA_SCENARIOS = {scenario.name: scenario for scenario in (HA_PARTITION, HA_NOTIFIER_DOWN, HA_PEER_DOWN_PENDING,
                                                           HA_PROMETHEUS_REPLICA_DOWN)}
 
+# Slow clients: more idle connections than Gunicorn has workers and threads; the front door holds
+# them (its header timeout ends each, and another takes its place) and users are served.
+SLOW_CLIENTS = Scenario(
+    name="slow_clients",
+    alert=None,
+    fault=SlowClients("frontdoor", connections=64),
+    traffic=1,
+    hold=BLIP,
+    error_free=True,
+    answered=("201", "302"),
+)
+
 SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
-    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, POSTGRES_DOWN,
+    for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, SLOW_CLIENTS,
+                     ALERTMANAGER_BLACKHOLED, POSTGRES_CONNECTIONS_EXHAUSTED, POSTGRES_DOWN, POSTGRES_FROZEN, POSTGRES_BLACKHOLED,
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
-                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, SERVICE_DOWN, FRONTDOOR_DOWN,
-                     EXPORTER_DOWN, DEADMAN_DOWN, BROKEN_RULE, MAILSINK_DOWN)
+                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, REDIS_FROZEN, SERVICE_DOWN,
+                     APP_FROZEN, FRONTDOOR_DOWN, ALERTMANAGER_FROZEN, EXPORTER_DOWN, DEADMAN_DOWN, BROKEN_RULE,
+                     MAILSINK_DOWN)
 }
 
 

@@ -36,6 +36,9 @@ class Record:
     traffic: bool = False  # the drill sends background traffic: only then do the golden signals say something
     error_free: bool = False
     answered: list[str] = field(default_factory=list)
+    fault_kind: str = ""  # what the fault breaks (harness/chaos/faults.py KINDS)
+    bite: str = ""  # the fault's own evidence that it took effect, read while it held
+    bit: bool | None = None  # None: the fault has no evidence of its own to read
     proof: str = ""  # the fault path's counter, in words
     proof_growth: float | None = None
     inject_began_at: str = ""
@@ -68,6 +71,10 @@ class Record:
     # notifications that may come but need not.
     meta: list[str] = field(default_factory=list)
     meta_firing_s: dict[str, float] = field(default_factory=dict)
+    # Meta-alerts that the dead man's switch mails on (their email would go the way that failed):
+    # each one's firing email must come from the switch's address, to its promised recipient.
+    meta_mailed: dict[str, str] = field(default_factory=dict)
+    switch_sender: str = ""
     may_notify: list[str] = field(default_factory=list)
     # Prometheus restarted while the alert fires (s after the fault; then after Prometheus was ready).
     prometheus_restart_s: float | None = None
@@ -146,6 +153,8 @@ class Record:
         if self.mismatch:
             return [f"the configuration does not fit the scenario: {self.mismatch}"]
         broken = list(self.timeouts)
+        if self.bit is False:
+            broken.append(f"the fault did not bite: {self.bite}")
         if self.quiet:
             return broken + self._quiet_violations() + self._traffic_violations()
         if self.promise_s > self.most_s:
@@ -170,6 +179,11 @@ class Record:
     def _meta_violations(self) -> list[str]:
         broken = [f"{alert} never fired: the pipeline did not see its own fault" for alert in self.meta
                   if alert not in self.meta_firing_s]
+        for alert, recipient in self.meta_mailed.items():
+            if not any(_about(m, alert, "firing") and recipient in m["recipients"]
+                       and m.get("sender") == self.switch_sender for m in self.emails):
+                broken.append(f"{alert} fired, but no email of it from the dead man's switch ({self.switch_sender}) "
+                              f"reached {recipient}")
         early = [m for m in self.emails if self.restore_s is not None and m["arrived_s"] < self.restore_s
                  and m["subject"].startswith(f"{self.severity.upper()}: {self.alert} resolved")]
         if early:
@@ -285,6 +299,12 @@ class Record:
             if not any(re.fullmatch(pattern, status) for status in seen):
                 broken.append(f"no request was answered {pattern} while the fault lasted: {seen}")
         return broken
+
+
+def _about(message: dict, alert: str, status: str) -> bool:
+    """Whether the email is the notification of this alert in this status."""
+    match = _SUBJECT.match(message["subject"])
+    return bool(match) and match["alert"] == alert and match["status"] == status
 
 
 def email_violations(message: dict, alert: str, severity: str, recipient: str, anchor: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import os
@@ -164,6 +165,22 @@ def windows(expr: str) -> tuple[float, float]:
     fill = min(max(crossing for crossing, _ in terms) for terms in branches)
     drain = max(min(window for _, window in terms) for terms in branches)
     return fill, drain
+
+
+def scrape_timeout(job: str) -> float:
+    """How long a scrape of the job may hang before it fails: a target that hangs reads up 0 only then."""
+    prometheus = load(PROMETHEUS_DIR / "prometheus.yml")
+    scrape = next(c for c in prometheus["scrape_configs"] if c["job_name"] == job)
+    return seconds(scrape.get("scrape_timeout", prometheus.get("global", {}).get("scrape_timeout", "10s")))
+
+
+def app_default(name: str):
+    """One default of the shortener's settings (service/shortener/config.py), read without importing the app."""
+    tree = ast.parse((ROOT / "service" / "shortener" / "config.py").read_text())
+    defaults = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                    and getattr(node.targets[0], "id", "") == "DEFAULTS")
+    return next(ast.literal_eval(value) for key, value in zip(defaults.keys, defaults.values)
+                if isinstance(key, ast.Constant) and key.value == name)
 
 
 def alert_labels(name: str) -> dict[str, str]:

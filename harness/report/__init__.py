@@ -29,6 +29,7 @@ EXAMPLE_COLOURS = 64  # a screenshot of a UI reads the same in 64 colours, in a 
 COLUMNS = (
     ("name", "scenario", "{}"),
     ("alert", "alert", "{}"),
+    ("fault_kind", "fault", "{}"),
     ("promise_s", "promise s", "{:.0f}"),
     ("floor_s", "for s", "{:.0f}"),
     ("bound_s", "bound s", "{:.0f}"),
@@ -64,7 +65,8 @@ whichever is less) minus when its email came. A line falling towards zero is del
 {% for drill in scenarios %}
 <h2 id="{{ drill.name }}">{{ drill.name }}: {{ drill.alert or "quiet" }}
 <span class="{{ drill.verdict }}">{{ drill.verdict }}</span></h2>
-<p><b>Fault:</b> {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
+<p><b>Fault</b> ({{ drill.fault_kind or "?" }}): {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
+{% if drill.bite %}<b>It bit:</b> {% if drill.bit %}yes{% else %}<span class="fail">no</span>{% endif %}, {{ drill.bite }}.<br>{% endif %}
 {% if drill.quiet_s is not none %}<b>Expected:</b> nothing fires and no one is emailed for {{ drill.quiet_s|round|int }} s
 after the fault ({{ drill.bound_why }}){% if drill.pending %}; {{ drill.pending|join(", ") }} must go pending{% endif %}.<br>
 <b>Measured:</b> seen pending: {% for alert, at in drill.pending_seen.items() %}{{ alert }} at {{ at }} s{{ ", " if not loop.last }}{% else %}none{% endfor %};
@@ -211,7 +213,7 @@ def _document(record: Record) -> dict:
 
 
 def _cells(values: dict) -> list[str]:
-    return ["-" if values[key] is None else fmt.format(values[key]) for key, _, fmt in COLUMNS]
+    return ["-" if values.get(key) is None else fmt.format(values[key]) for key, _, fmt in COLUMNS]
 
 
 def _keep_screenshots(shots: list[dict], folder: Path) -> list[dict]:

@@ -19,6 +19,7 @@ class Message:
     html: str = ""
     envelope: tuple[str, ...] = ()  # RCPT TO of the SMTP session: where the sink really delivered it
     dated: str = ""  # ISO 8601: when it was sent (its Date header, as MailDev keeps it) or received (MailHog)
+    sender: str = ""  # the From address: who wrote it (Alertmanager, or the dead man's switch)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Flavour:
                 html=item.get("html") or "",
                 envelope=tuple(to["address"] for to in item.get("envelope", {}).get("to", [])),
                 dated=item.get("time") or "",
+                sender=next((who["address"] for who in item.get("from", [])), ""),
             )
             for item in payload
         ]
@@ -73,6 +75,7 @@ def _from_mime(raw: str, envelope: tuple[str, ...], dated: str) -> Message:
         html=page.get_content() if page else "",
         envelope=envelope,
         dated=dated,
+        sender=parsed["From"].addresses[0].addr_spec if parsed["From"] else "",
     )
 
 

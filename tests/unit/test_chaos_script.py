@@ -32,7 +32,7 @@ def test_a_dry_run_says_every_step_and_bound_and_touches_nothing():
         window = f"between {expected.floor_s:.0f} s and {min(expected.bound_s, expected.promise_s):.0f} s after the"
         assert window in result.stdout, name
         if expected.mailed:
-            assert f"{name}: 3. inject: {scenario.fault}" in result.stdout
+            assert f"{name}: 3. inject ({scenario.fault.kind}): {scenario.fault.words}" in result.stdout
 
 
 def test_repeats_side_by_side_are_planned_on_fresh_stacks():

@@ -1,15 +1,29 @@
 """Faults the harness puts in place: a held table lock belongs to its stack, so drills side by side keep their own;
-a broken rules deploy goes into the stack's copy of the rules and is rolled back to the committed ones."""
+a broken rules deploy goes into the stack's copy of the rules and is rolled back to the committed ones; gray faults
+bite, show it, and leave nothing behind; a scenario's restore undoes what its steps put in place."""
 
+import os
 import shutil
+import socket
+import subprocess
 import time
 from types import SimpleNamespace
 
 import psycopg
+import pytest
 import yaml
 
 from harness.chaos import faults
-from harness.chaos.faults import LOCK_GAP, LOCK_HOLD, TableLock
+from harness.chaos.drill import Scenario, Step
+from harness.chaos.faults import (
+    LOCK_GAP,
+    LOCK_HOLD,
+    RULE_MARK,
+    Blackhole,
+    SlowClients,
+    TableLock,
+    remove_leftover_rules,
+)
 from harness.stack import Stack, render_prometheus_files
 
 
@@ -29,13 +43,13 @@ def test_releasing_one_stacks_lock_leaves_the_others(make_app, database_url):
     make_app().test_client().get("/health/ready")  # the app creates the links table
     first, second = (SimpleNamespace(name=name, database_url=database_url) for name in ("first", "second"))
     lock = TableLock()
-    lock.hold(first)
-    lock.hold(second)
+    lock.inject(first)
+    lock.inject(second)
     try:
-        lock.release(first)
+        lock.restore(first)
         assert _lock_holders(database_url) == 1, "the second stack's lock went with the first's"
     finally:
-        lock.release(second)
+        lock.restore(second)
     assert _lock_holders(database_url) == 0
 
 
@@ -56,3 +70,104 @@ def test_a_broken_rule_is_deployed_into_the_stacks_rules_and_rolled_back_to_the_
     finally:
         stack.stop()
         shutil.rmtree(stack.workdir)
+
+
+# Gray faults: each must take effect, show that it did, and leave nothing behind ----------------------
+
+def _listener() -> socket.socket:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.listen(64)
+    return server
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not shutil.which("iptables") and not os.environ.get("CI"), reason="no packet filter here")
+def test_a_blackhole_drops_the_services_packets_shows_its_count_and_leaves_no_rule():
+    server = _listener()
+    port = server.getsockname()[1]
+    stack = SimpleNamespace(name="blackhole-test", ports={"postgres": port})
+    hole = Blackhole("postgres")
+    try:
+        assert _answers(port)
+        hole.inject(stack)
+        assert not _answers(port), "a connect through the blackhole was answered"
+        bite = hole.bite(stack)
+        assert bite.bit and "dropped" in bite.evidence, bite
+        hole.inject(stack)  # a second copy of the rule (a retried inject): the restore removes both
+    finally:
+        hole.restore(stack)
+        hole.restore(stack)  # twice: the restore after a failure
+    assert _answers(port)
+    assert not hole.bite(stack).bit  # no rule is left to count
+    server.close()
+
+
+@pytest.mark.skipif(not shutil.which("iptables") and not os.environ.get("CI"), reason="no packet filter here")
+def test_a_rule_a_killed_run_left_behind_is_removed_at_the_next_start_and_live_drills_keep_theirs(monkeypatch):
+    server = _listener()
+    port = server.getsockname()[1]
+    stack = SimpleNamespace(name="killed-run", ports={"redis": port})
+    live = SimpleNamespace(name="live-drill", ports={"redis": port})
+    Blackhole("redis", loss=0.5).inject(stack)  # and the run is killed: no restore
+    Blackhole("redis").inject(live)
+    running = faults.docker.from_env().containers.list()  # real drills beside this test keep theirs too
+    monkeypatch.setattr(faults.docker, "from_env", lambda: SimpleNamespace(containers=SimpleNamespace(
+        list=lambda: [*running, SimpleNamespace(labels={faults.LABEL: "live-drill"})])))  # its stack still runs
+    assert remove_leftover_rules() >= 1
+    rules = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout
+    Blackhole("redis").restore(live)
+    assert f"{RULE_MARK} killed-run" not in rules
+    assert f"{RULE_MARK} live-drill" in rules
+    server.close()
+
+
+def test_slow_clients_hold_their_connections_until_restored():
+    server = _listener()
+    stack = SimpleNamespace(name="slow-test", address=lambda instance: "127.0.0.1:%d" % server.getsockname()[1])
+    slow = SlowClients("frontdoor", connections=8)
+    accepted = []
+    try:
+        slow.inject(stack)
+        deadline = time.monotonic() + 10
+        while len(accepted) < 8 and time.monotonic() < deadline:
+            server.settimeout(1)
+            accepted.append(server.accept()[0])
+        time.sleep(SlowClients.TRICKLE + 1)
+        assert slow.bite(stack).bit, slow.bite(stack)
+        assert all(b"\r\n\r\n" not in peer.recv(4096) for peer in accepted), "a slow client ended its headers"
+    finally:
+        slow.restore(stack)
+    assert all(peer.recv(4096) == b"" for peer in accepted), "a slow client's connection outlived the restore"
+    for peer in accepted:
+        peer.close()
+    server.close()
+
+
+class _Recorded(faults.Fault):
+    def __init__(self, name: str, log: list):
+        self.words, self.log = name, log
+
+    def inject(self, stack):
+        self.log.append(f"inject {self.words}")
+
+    def restore(self, stack):
+        self.log.append(f"restore {self.words}")
+
+
+def test_the_restore_undoes_every_fault_but_those_a_step_undoes_after_the_resolved_email():
+    log = []
+    app, peer, mail = (_Recorded(name, log) for name in ("app", "peer", "mail"))
+    scenario = Scenario(name="s", alert="ServiceDown", fault=app,
+                        steps=(Step("pending", "stop the peer", peer), Step("resolved", "start it", peer, undo=True),
+                               Step("active", "stop the mail", mail), Step("email", "start it", mail, undo=True)))
+    assert scenario.faults == (app, peer, mail)
+    assert scenario.undone_at_restore == (app, mail)
+    Step("active", "start the mail after a while", mail, undo=True, after=0.01).act(None)
+    assert log == ["restore mail"]

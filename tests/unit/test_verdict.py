@@ -215,6 +215,24 @@ def test_a_meta_alert_that_never_fired_fails_and_its_email_is_no_extra():
         "unexpected email 'CRITICAL: AlertmanagerEmailFailing firing (1)'"]
 
 
+def test_a_meta_alert_the_switch_mails_on_must_reach_its_recipient_from_the_switch():
+    switch = "deadman@x.example"
+    mailed = {"AlertmanagerEmailFailing": "oncall@x.example"}
+    meta = dict(meta=["AlertmanagerEmailFailing"], meta_firing_s={"AlertmanagerEmailFailing": 85.0},
+                meta_mailed=mailed, switch_sender=switch)
+    never = ("AlertmanagerEmailFailing fired, but no email of it from the dead man's switch (deadman@x.example) "
+             "reached oncall@x.example")
+    assert _record(**meta).violations() == [never]
+    by = {"alertmanager": _email("CRITICAL: AlertmanagerEmailFailing firing (1)", 90.0, sender="am@x.example"),
+          "switch to the team": _email("CRITICAL: AlertmanagerEmailFailing firing (1)", 90.0, to="team@x.example",
+                                       sender=switch),
+          "switch, resolved": _email("CRITICAL: AlertmanagerEmailFailing resolved (1)", 90.0, sender=switch)}
+    for wrong in by.values():
+        assert _record(**meta, emails=_record().emails + [wrong]).violations() == [never]
+    right = _email("CRITICAL: AlertmanagerEmailFailing firing (1)", 90.0, sender=switch)
+    assert _record(**meta, emails=_record().emails + [right]).violations() == []
+
+
 def test_a_switch_that_may_trip_may_mail():
     switch = _email("CRITICAL: DeadMansSwitch firing (1)", 100.0)
     assert _record(may_notify=["DeadMansSwitch"], emails=_record().emails + [switch]).violations() == []
