@@ -16,7 +16,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 import docker  # noqa: E402
 
 from harness import coverage, mutate, report, screenshots, waiting  # noqa: E402
-from harness.chaos.drill import Scenario, expectation, side_by_side  # noqa: E402
+from harness.chaos.drill import PHASES, Scenario, expectation, side_by_side  # noqa: E402
 from harness.chaos.scenarios import SCENARIOS, on_ha  # noqa: E402
 from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
 from harness.stack import (  # noqa: E402  # noqa: E402
@@ -227,7 +227,7 @@ def drill(args) -> int:
         signal.signal(signum, signal.default_int_handler)
 
     began = time.monotonic()
-    futures = side_by_side(jobs, args.parallel, attached)
+    futures = side_by_side(jobs, args.parallel, attached, args.phase)
     try:
         records = [future.result() for future in futures]
     except KeyboardInterrupt:
@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a fresh stack for each drill even when a `make up` stack runs")
     drills.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="run each chosen scenario N times (the spread of its timings)")
+    drills.add_argument("--phase", choices=PHASES, default=PHASES[0],
+                        help="where in its target's scrape cycle each drill puts its fault: worst (just after a "
+                             "scrape) or random (default: %(default)s)")
     drills.add_argument("--parallel", type=int, default=1, metavar="K",
                         help="run K drills at a time, each on a fresh stack of its own")
     drills.add_argument("--profile", choices=("single", "ha", "both"), default="single",

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from harness import browser, report, waiting  # noqa: E402
-from harness.chaos.drill import Scenario, side_by_side  # noqa: E402
+from harness.chaos.drill import PHASES, Scenario, side_by_side  # noqa: E402
 from harness.chaos.verdict import Record  # noqa: E402
 from harness.stack import LOG_DIR, Stack  # noqa: E402
 
@@ -30,6 +30,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("chaos").addoption(
         "--drills-at-once", type=int, default=AT_ONCE, metavar="K",
         help="chaos drills to run side by side, each on a stack of its own (default: %(default)s)")
+    parser.getgroup("chaos").addoption(
+        "--phase", choices=PHASES, default=PHASES[0],
+        help="where in its target's scrape cycle each drill puts its fault: worst (just after a scrape, the bound's "
+             "own case) or random (default: %(default)s)")
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter is registered
@@ -65,7 +69,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if chosen:
         at_once = max(1, session.config.getoption("drills_at_once"))
         waiting.say(f"chaos: {len(chosen)} drills, {min(at_once, len(chosen))} at a time, each on a fresh stack")
-        futures = side_by_side([(scenario, 1) for scenario in chosen.values()], at_once)
+        futures = side_by_side([(scenario, 1) for scenario in chosen.values()], at_once,
+                               phase=session.config.getoption("phase"))
         session.config.stash[DRILLS] = dict(zip(chosen, futures))
 
 

@@ -30,6 +30,11 @@ STEADY_TIMEOUT = 120.0  # a fresh stack needs scrapes and evaluations before it 
 WAIT_MARGIN = 30.0  # keep watching this long past a bound, so a late email is measured, not missed
 WATCHDOG = "Watchdog"
 FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed in Prometheus's data"
+# When in its target's scrape cycle a drill puts the fault: "worst" just after a scrape, so that the
+# first scrape that can see the fault, and the evaluations after it, come as late as they can;
+# "random" wherever the drill happens to be (the spread of real incidents).
+PHASES = ("worst", "random")
+PHASE_MARGIN = 0.5  # seconds after the scrape's end: its answer is in, the fault cannot be in it
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,9 @@ class Scenario:
 class Drill:
     """Runs scenarios against one stack."""
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, phase: str = "worst"):
         self.stack = stack
+        self.phase = phase
         # Every replica and peer: when one is the fault, the others answer.
         self.prometheus = Prometheus(*stack.urls_of("prometheus"))
         self.alertmanager = Alertmanager(*stack.urls_of("alertmanager"))
@@ -207,6 +213,7 @@ class Drill:
         arrivals: dict[int, float] = {}
         fault_at, fault_epoch = time.monotonic(), time.time()
         try:
+            self._await_phase(scenario, record)
             fault_at, fault_epoch = self._inject(scenario, record)
             say(f"drill {scenario.name}: the fault is in place ({record.inject_s} s to put it there); "
                 f"waiting for {record.alert} to fire and email")
@@ -240,6 +247,30 @@ class Drill:
             self._note_emails(record, fault_at, arrivals)
             self._follow_runbook(record)
             self._note_signals(record, fault_epoch)
+
+    def _await_phase(self, scenario: Scenario, record: Record) -> None:
+        """In the worst phase, wait until just after the next scrape of the alert's target; note where the fault falls.
+
+        Prometheus scrapes a target at a fixed offset within its interval, and evaluates a rule group
+        at one of its own: the last scrape and evaluation, plus whole intervals, say when the next come.
+        """
+        spec = config.alert(scenario.alert)
+        record.phase = self.phase
+        if self.phase == "worst" and spec.job:
+            last = _unless_down(lambda: self.prometheus.last_scrape(spec.job), None)
+            if last:
+                at = just_after_a_scrape(*last, spec.scrape_interval, time.time())
+                say(f"drill {scenario.name}: the worst phase: injecting {at - time.time():.1f} s from now, just "
+                    f"after a scrape of job {spec.job} (every {spec.scrape_interval:.0f} s)")
+                time.sleep(max(0.0, at - time.time()))
+        now = time.time()
+        last = _unless_down(lambda: spec.job and self.prometheus.last_scrape(spec.job), None)
+        if last:
+            record.scrape_age_s = round((now - last[0]) % spec.scrape_interval, 1)
+        group, _ = config.find_rule(scenario.alert)
+        evaluated = _unless_down(lambda: self.prometheus.last_evaluation(group["name"]), None)
+        if evaluated:
+            record.evaluation_age_s = round((now - evaluated) % spec.evaluation_interval, 1)
 
     def _inject(self, scenario: Scenario, record: Record) -> tuple[float, float]:
         """Put the fault in place; its moment on the drill's clock and the wall clock, also noted on the record."""
@@ -617,6 +648,12 @@ class Drill:
             f"it at least {record.held_s:.0f} s after the stop)")
 
 
+def just_after_a_scrape(scraped: float, took: float, interval: float, now: float) -> float:
+    """The first moment from now on just after a scrape's end, the scrapes coming every interval from the last one."""
+    at = scraped + took + PHASE_MARGIN
+    return at + max(0, -((at - now) // interval)) * interval
+
+
 def restart_timings(spec: config.AlertSpec) -> tuple[float, float]:
     """When a restarted Prometheus sends a firing alert again, and how long Alertmanager holds it without a send.
 
@@ -746,14 +783,15 @@ def _quiet_expectation(scenario: Scenario, run: int) -> Record:
     )
 
 
-def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | None = None) -> Record:
+def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | None = None,
+                           phase: str = "worst") -> Record:
     """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
     name = scenario.name if run == 1 else f"{scenario.name}-{run}"
     threading.current_thread().name = name  # progress lines of drills side by side carry it
     stack = running or Stack(ha=scenario.ha)
     try:
         with stack:  # the drill restores its fault before the stack goes
-            record = Drill(stack).run(scenario, run)
+            record = Drill(stack, phase).run(scenario, run)
             if record.verdict == "fail":
                 stack.save_logs(LOG_DIR / name)
                 say(f"drill {name}: container logs saved under {LOG_DIR / name}")
@@ -766,11 +804,12 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
 
 
 
-def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack | None = None) -> list[Future]:
+def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack | None = None,
+                 phase: str = "worst") -> list[Future]:
     """Start every drill, at_once of them at a time, each on its own fresh stack (one after the other on a running one)."""
     remove_leftover_rules()  # of a run that was killed before its restore
     pool = ThreadPoolExecutor(max_workers=1 if running else at_once, thread_name_prefix="drill")
-    futures = [pool.submit(drill_on_its_own_stack, scenario, run, running) for scenario, run in jobs]
+    futures = [pool.submit(drill_on_its_own_stack, scenario, run, running, phase) for scenario, run in jobs]
     pool.shutdown(wait=False)  # the futures finish; nothing more is submitted
     return futures
 

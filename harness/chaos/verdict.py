@@ -41,6 +41,9 @@ class Record:
     bit: bool | None = None  # None: the fault has no evidence of its own to read
     proof: str = ""  # the fault path's counter, in words
     proof_growth: float | None = None
+    phase: str = ""  # where in the scrape cycle the fault was put: "worst" or "random" (empty: not a scrape's alert)
+    scrape_age_s: float | None = None  # how long before the injection the alert's target was last scraped
+    evaluation_age_s: float | None = None  # how long before it the alert's rule group last evaluated
     inject_began_at: str = ""
     fault_at: str = ""  # when the fault was in place: every time below counts from here
     inject_s: float | None = None  # how long putting the fault in place took

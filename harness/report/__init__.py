@@ -66,6 +66,7 @@ whichever is less) minus when its email came. A line falling towards zero is del
 <h2 id="{{ drill.name }}">{{ drill.name }}: {{ drill.alert or "quiet" }}
 <span class="{{ drill.verdict }}">{{ drill.verdict }}</span></h2>
 <p><b>Fault</b> ({{ drill.fault_kind or "?" }}): {{ drill.fault }} (at {{ drill.fault_at }}, restored {{ drill.restore_s }} s later).<br>
+{% if drill.phase %}<b>Phase:</b> {{ drill.phase }}: the alert's target was last scraped {{ drill.scrape_age_s }} s, its rule group last evaluated {{ drill.evaluation_age_s }} s before the injection.<br>{% endif %}
 {% if drill.bite %}<b>It bit:</b> {% if drill.bit %}yes{% else %}<span class="fail">no</span>{% endif %}, {{ drill.bite }}.<br>{% endif %}
 {% if drill.quiet_s is not none %}<b>Expected:</b> nothing fires and no one is emailed for {{ drill.quiet_s|round|int }} s
 after the fault ({{ drill.bound_why }}){% if drill.pending %}; {{ drill.pending|join(", ") }} must go pending{% endif %}.<br>

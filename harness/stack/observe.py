@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,6 +45,20 @@ class Prometheus:
         """The range vector of a PromQL expression between two Unix times."""
         return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
 
+    def last_scrape(self, job: str) -> tuple[float, float] | None:
+        """When (Unix time) the job's first target was last scraped, and how long that took; None before a first scrape."""
+        for target in self._get("/api/v1/targets", state="active")["activeTargets"]:
+            if target["labels"].get("job") == job and target.get("lastScrape", "").startswith("2"):
+                return _unix(target["lastScrape"]), target.get("lastScrapeDuration", 0.0)
+        return None
+
+    def last_evaluation(self, group: str) -> float | None:
+        """When (Unix time) the rule group last evaluated; None before its first evaluation."""
+        for found in self._get("/api/v1/rules")["groups"]:
+            if found["name"] == group and found.get("lastEvaluation", "").startswith("2"):
+                return _unix(found["lastEvaluation"])
+        return None
+
     def rule_groups(self) -> set[str]:
         """The names of the rule groups it evaluates (of the first replica that answers)."""
         return {group["name"] for group in self._get("/api/v1/rules")["groups"]}
@@ -68,6 +85,12 @@ class Prometheus:
         if not answered:
             raise requests.ConnectionError(f"no Prometheus replica answers: {', '.join(self.urls)}")
         return states
+
+
+def _unix(rfc3339: str) -> float:
+    """Prometheus's RFC 3339 time (nanoseconds, a Z or an offset) as Unix time."""
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
 
 
 class Alertmanager:

@@ -12,7 +12,7 @@ from harness.stack import mail
 def _record(**measured) -> Record:
     record = Record(
         scenario="service_down", alert="ServiceDown", severity="critical", recipient="oncall@x.example",
-        fault="stop the app", promise_s=120, floor_s=60, bound_s=100, resolved_bound_s=100,
+        fault="stop the app", fault_kind="stop", promise_s=120, floor_s=60, bound_s=100, resolved_bound_s=100,
     )
     values = {"pending_s": 15.0, "firing_s": 75.0, "active_s": 75.5, "email_s": 76.0, "restore_s": 80.0,
               "resolved_email_s": 55.0}
@@ -37,9 +37,11 @@ def test_mailhog_messages_are_read_from_their_mime_source_and_envelope():
 
 def test_maildev_messages_are_read_from_their_json_and_envelope():
     payload = [{"subject": "WARNING: X firing (1)", "to": [{"address": "team@x.example", "name": ""}], "text": "t",
-                "html": "<p>t</p>", "envelope": {"to": [{"address": "team@x.example", "args": False}]}}]
+                "html": "<p>t</p>", "envelope": {"to": [{"address": "team@x.example", "args": False}]},
+                "from": [{"address": "am@x.example", "name": ""}]}]
     assert mail.MAILDEV.parse(payload) == [
-        mail.Message("WARNING: X firing (1)", ("team@x.example",), "t", "<p>t</p>", ("team@x.example",))]
+        mail.Message("WARNING: X firing (1)", ("team@x.example",), "t", "<p>t</p>", ("team@x.example",),
+                     sender="am@x.example")]
 
 
 def test_the_report_holds_each_measurement_and_verdict(tmp_path):
@@ -48,8 +50,8 @@ def test_the_report_holds_each_measurement_and_verdict(tmp_path):
     scenario = json.loads(path.read_text())["scenarios"][0]
     assert (scenario["email_s"], scenario["bound_s"], scenario["verdict"], scenario["violations"]) == (76.0, 100, "pass", [])
     header, row = report.table([record])
-    assert header.split()[:3] == ["scenario", "alert", "promise"]
-    assert row.split() == ["service_down", "ServiceDown", "120", "60", "100", "15.0", "75.0", "75.5", "76.0", "55.0",
+    assert header.split()[:4] == ["scenario", "alert", "fault", "promise"]
+    assert row.split() == ["service_down", "ServiceDown", "stop", "120", "60", "100", "15.0", "75.0", "75.5", "76.0", "55.0",
                            "pass"]
 
 

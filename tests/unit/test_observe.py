@@ -61,3 +61,39 @@ def test_a_stopped_replica_leaves_the_others_to_say_and_none_answering_is_an_err
         running.shutdown()
     with pytest.raises(requests.ConnectionError):
         Prometheus(_refused(), _refused()).alert_states()
+
+
+def _api(answers: dict[str, dict]) -> http.server.HTTPServer:
+    """A Prometheus answering these data documents at these paths."""
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"status": "success", "data": answers[self.path.split("?")[0]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_the_last_scrape_and_evaluation_are_read_in_unix_time_with_their_nanoseconds():
+    server = _api({
+        "/api/v1/targets": {"activeTargets": [
+            {"labels": {"job": "redis"}, "lastScrape": "2026-12-07T09:10:11.5Z", "lastScrapeDuration": 0.01},
+            {"labels": {"job": "app"}, "lastScrape": "2026-12-07T09:10:11.123456789Z", "lastScrapeDuration": 0.2},
+            {"labels": {"job": "probe"}, "lastScrape": "0001-01-01T00:00:00Z", "lastScrapeDuration": 0}]},
+        "/api/v1/rules": {"groups": [{"name": "shortener-availability", "lastEvaluation": "2026-12-07T10:10:05+01:00"}]},
+    })
+    try:
+        prometheus = Prometheus(_url(server))
+        assert prometheus.last_scrape("app") == (pytest.approx(1796634611.123456), 0.2)
+        assert prometheus.last_scrape("probe") is None  # not scraped yet
+        assert prometheus.last_evaluation("shortener-availability") == 1796634605.0
+        assert prometheus.last_evaluation("another") is None
+    finally:
+        server.shutdown()

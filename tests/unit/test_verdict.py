@@ -4,6 +4,7 @@ import html
 
 import pytest
 
+from harness.chaos.drill import just_after_a_scrape
 from harness.chaos.verdict import Record, email_violations
 
 RUNBOOK = "http://127.0.0.1:8088/incident-response/runbooks/INCIDENT-PLAYBOOK.md#servicedown"
@@ -302,3 +303,9 @@ def test_a_promise_without_a_resolved_time_awaits_no_resolved_email():
     record.emails = record.emails[:1]
     assert record.violations() == []
     assert "no resolved email arrived" in _record(resolved_email_s=None).violations()
+
+
+def test_the_worst_phase_is_just_after_the_next_scrapes_end():
+    assert just_after_a_scrape(100.0, 0.2, 15.0, now=100.1) == 100.7  # the last scrape's end is still ahead
+    assert just_after_a_scrape(100.0, 0.2, 15.0, now=100.8) == 115.7  # just missed it: the next one
+    assert just_after_a_scrape(100.0, 0.2, 15.0, now=140.0) == 145.7  # an old reading: whole intervals on
