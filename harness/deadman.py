@@ -134,9 +134,24 @@ class Switch:
                     time.sleep(RETRY)
 
     def watch_forever(self) -> None:
+        looked = time.monotonic()
         while True:
             time.sleep(CHECK)
+            now = time.monotonic()
+            self.was_not_running(now - looked - CHECK)
+            looked = now
             self.check()
+
+    def was_not_running(self, seconds: float) -> None:
+        """The switch itself was paused (frozen, or starved) this long: heartbeats it could not hear do not count.
+
+        Without this, a switch that wakes from a pause longer than its silence limit trips at once, before it
+        reads the heartbeats queued for it: a page to on-call about a pipeline that works.
+        """
+        if seconds > CHECK:
+            with self.lock:
+                if self.last is not None:
+                    self.last += seconds
 
 
 def handler(switch: Switch) -> type[BaseHTTPRequestHandler]:

@@ -12,7 +12,7 @@ from typing import Callable
 
 import requests
 
-from harness import config
+from harness import config, host
 from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, SWITCH, Camera
 from harness.chaos.faults import Fault, remove_leftover_rules
 from harness.chaos.traffic import KINDS, Traffic
@@ -35,6 +35,7 @@ FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed
 # "random" wherever the drill happens to be (the spread of real incidents).
 PHASES = ("worst", "random")
 PHASE_MARGIN = 0.5  # seconds after the scrape's end: its answer is in, the fault cannot be in it
+PRESSURE_EVERY = 5.0  # seconds between two readings of the host's CPU pressure
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,10 @@ class Drill:
         self.camera = Camera(self.stack, record.name, views)
         traffic = (Traffic(self.stack.url("frontdoor"), rate=scenario.traffic, kinds=scenario.traffic_kinds).start()
                    if scenario.traffic else None)
+        pressure, sampled = [], threading.Event()
+        sampler = threading.Thread(target=_sample_pressure, args=(pressure, sampled), daemon=True,
+                                   name=f"{threading.current_thread().name}-pressure")
+        sampler.start()
         try:
             if scenario.quiet:
                 self.steady_state(traffic)
@@ -175,6 +180,10 @@ class Drill:
             if traffic:
                 traffic.stop()
                 record.traffic_failures = list(traffic.failures)
+            sampled.set()
+            if pressure:
+                record.cpu_pressure_max = max(pressure)
+                record.cpu_pressure_median = sorted(pressure)[len(pressure) // 2]
             closing = time.monotonic()
             record.screenshots = self.camera.close()
             record.screenshots_wait_s = round(time.monotonic() - closing, 1)
@@ -542,6 +551,8 @@ class Drill:
     def _note_signals(self, record: Record, fault_epoch: float) -> None:
         try:
             record.signals = signals.read(self.prometheus, record.alert, fault_epoch, time.time())
+            steady = [value for at, value in record.signals.get("p95 latency s", []) if at < 0]
+            record.healthy_p95_s = max(steady) if steady else None
             if record.alert in config.alert_names() and record.firing_s is not None:  # not the dead man's switch
                 record.first_seen_s = self._first_seen(record.alert, fault_epoch - (record.inject_s or 0.0),
                                                        fault_epoch + record.firing_s, fault_epoch)
@@ -808,10 +819,20 @@ def side_by_side(jobs: list[tuple[Scenario, int]], at_once: int, running: Stack 
                  phase: str = "worst") -> list[Future]:
     """Start every drill, at_once of them at a time, each on its own fresh stack (one after the other on a running one)."""
     remove_leftover_rules()  # of a run that was killed before its restore
+    nice = host.yield_cpu()  # the drills' threads are created below: each runs at this priority
+    say(f"the harness runs at nice {nice} from here on: the stacks it judges come first for the CPU")
     pool = ThreadPoolExecutor(max_workers=1 if running else at_once, thread_name_prefix="drill")
     futures = [pool.submit(drill_on_its_own_stack, scenario, run, running, phase) for scenario, run in jobs]
     pool.shutdown(wait=False)  # the futures finish; nothing more is submitted
     return futures
+
+
+def _sample_pressure(pressure: list[float], stop: threading.Event) -> None:
+    """The host's CPU pressure, every few seconds, until stopped."""
+    while not stop.wait(PRESSURE_EVERY):
+        reading = host.cpu_pressure()
+        if reading is not None:
+            pressure.append(reading)
 
 
 def _unless_down(read: Callable[[], object], fallback):

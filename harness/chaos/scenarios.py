@@ -228,6 +228,9 @@ PROMETHEUS_RESTART = Scenario(
 
 # A scrape of a target that hangs fails only at its scrape_timeout: up reads 0 that much later.
 APP_SCRAPE_TIMEOUT = config.scrape_timeout("app")
+DEADMAN_SCRAPE_TIMEOUT = config.scrape_timeout("deadman")
+# A probe of a front door that hangs fails only at the probe's own timeout.
+PROBE_TIMEOUT = config.seconds(config.load(config.BLACKBOX_DIR / "blackbox.yml")["modules"]["shortener_ready"]["timeout"])
 # The app takes a dependency for down at the first users' call that misses its deadline.
 POSTGRES_DEADLINE = config.app_default("DATABASE_DEADLINE_SECONDS")
 REDIS_DEADLINE = config.app_default("REDIS_SOCKET_TIMEOUT")
@@ -267,19 +270,49 @@ POSTGRES_FROZEN = _postgres_hangs("postgres_frozen", Freeze(
 POSTGRES_BLACKHOLED = _postgres_hangs("postgres_blackholed", Blackhole(
     "postgres", words="drop every packet to Postgres's port under traffic (iptables DROP): the way to it hangs"))
 
-REDIS_FROZEN = Scenario(
-    name="redis_frozen",
-    alert="RedisNotAnswering",
-    fault=Freeze("redis", words="freeze Redis under traffic (docker pause): the cache and the rate limiter hang"),
-    traffic=1,
-    extra_delay=REDIS_DEADLINE,
-    extra_delay_why="the app's Redis deadline, which its first call into the hang misses",
-    # Graceful degradation, as with Redis stopped: each worker skips Redis after one missed deadline.
-    error_free=True,
-    answered=("201", "302"),
-    alongside=("ExporterDown",),
-    silent=("HighErrorRate", "HighLatency", "RedisDown"),
-    recovered=('shortener_dependency_up{dependency="redis"} == 1',),
+def _redis_hangs(name: str, fault: Fault) -> Scenario:
+    """Redis that hangs under traffic: redis_up is blind (its exporter hangs too); the app's own view tells the team."""
+    return Scenario(
+        name=name,
+        alert="RedisNotAnswering",
+        fault=fault,
+        traffic=1,
+        extra_delay=REDIS_DEADLINE,
+        extra_delay_why="the app's Redis deadline, which its first call into the hang misses",
+        # Graceful degradation, as with Redis stopped: each worker skips Redis after one missed deadline.
+        error_free=True,
+        answered=("201", "302"),
+        alongside=("ExporterDown",),
+        silent=("HighErrorRate", "HighLatency", "RedisDown"),
+        recovered=('shortener_dependency_up{dependency="redis"} == 1',),
+    )
+
+
+REDIS_FROZEN = _redis_hangs("redis_frozen", Freeze(
+    "redis", words="freeze Redis under traffic (docker pause): the cache and the rate limiter hang"))
+REDIS_BLACKHOLED = _redis_hangs("redis_blackholed", Blackhole(
+    "redis", words="drop every packet to Redis's port under traffic (iptables DROP): the way to the cache hangs"))
+
+FRONTDOOR_FROZEN = Scenario(
+    name="frontdoor_frozen",
+    alert="ShortenerUnreachable",
+    fault=Freeze("frontdoor", words="freeze the front door (docker pause): nginx holds users' connections and never "
+                                    "answers; Gunicorn behind it is fine"),
+    extra_delay=PROBE_TIMEOUT,
+    extra_delay_why="the probe's own timeout, at which a probe of a door that hangs fails",
+    silent=("ServiceDown",),
+    recovered=('probe_success{job="probe"} == 1',),
+)
+
+DEADMAN_FROZEN = Scenario(
+    name="deadman_frozen",
+    alert="DeadMansSwitchDown",
+    fault=Freeze("deadman", words="freeze the dead man's switch (docker pause): it takes the heartbeat and never "
+                                  "answers; it could trip for no one"),
+    extra_delay=DEADMAN_SCRAPE_TIMEOUT,
+    extra_delay_why="the scrape_timeout of a scrape that hangs",
+    silent=("AlertmanagerEmailFailing",),
+    recovered=('up{job="deadman"} == 1',),
 )
 
 POSTGRES_CONNECTIONS_EXHAUSTED = Scenario(
@@ -488,9 +521,9 @@ SCENARIOS = {
     for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, SLOW_CLIENTS,
                      ALERTMANAGER_BLACKHOLED, POSTGRES_CONNECTIONS_EXHAUSTED, POSTGRES_DOWN, POSTGRES_FROZEN, POSTGRES_BLACKHOLED,
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
-                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, REDIS_FROZEN, SERVICE_DOWN,
-                     APP_FROZEN, FRONTDOOR_DOWN, ALERTMANAGER_FROZEN, EXPORTER_DOWN, DEADMAN_DOWN, BROKEN_RULE,
-                     MAILSINK_DOWN)
+                     PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, REDIS_FROZEN,
+                     REDIS_BLACKHOLED, SERVICE_DOWN, APP_FROZEN, FRONTDOOR_DOWN, FRONTDOOR_FROZEN, ALERTMANAGER_FROZEN,
+                     EXPORTER_DOWN, DEADMAN_DOWN, DEADMAN_FROZEN, BROKEN_RULE, MAILSINK_DOWN)
 }
 
 

@@ -6,6 +6,8 @@ import html
 import re
 from dataclasses import dataclass, field
 
+from harness.host import STARVED
+
 _SUBJECT = re.compile(r"^(?P<severity>\w+): (?P<alert>\w+) (?P<status>firing|resolved)")
 _SUMMARY = re.compile(r"^Summary:\s+(.+)$", re.M)
 
@@ -45,6 +47,11 @@ class Record:
     scrape_age_s: float | None = None  # how long before the injection the alert's target was last scraped
     evaluation_age_s: float | None = None  # how long before it the alert's rule group last evaluated
     inject_began_at: str = ""
+    # The host the drill shared: its CPU pressure (percent of 10 s in which runnable tasks waited) and the
+    # shortener's p95 latency before the fault, as its latency verdict must be read.
+    cpu_pressure_max: float | None = None
+    cpu_pressure_median: float | None = None
+    healthy_p95_s: float | None = None
     fault_at: str = ""  # when the fault was in place: every time below counts from here
     inject_s: float | None = None  # how long putting the fault in place took
     fault_epoch: float | None = None  # the fault in place, in Unix time: the clock of Prometheus and the mail sink
@@ -169,7 +176,7 @@ class Record:
             if alert not in self.inhibited_seen_s:
                 broken.append(f"{alert} was never seen inhibited in Alertmanager while the fault lasted")
         for alert, state in self.silent_seen.items():
-            broken.append(f"{alert} went {state}: it must stay silent in this fault")
+            broken.append(f"{alert} went {state}: it must stay silent in this fault{self._starved()}")
         broken += self._traffic_violations()
         if self.proof and not self.proof_growth:
             broken.append(f"the fault path did not run: {self.proof} did not grow")
@@ -293,11 +300,18 @@ class Record:
                 broken.append(f"{count} {alert} {status} emails: duplicates")
         return broken
 
+    def _starved(self) -> str:
+        """What a latency or error verdict must be read with: the host was starved of CPU while it was given."""
+        if self.cpu_pressure_max is None or self.cpu_pressure_max < STARVED:
+            return ""
+        return (f" (the host was starved meanwhile: CPU pressure up to {self.cpu_pressure_max:.0f} %, the shortener's "
+                f"healthy p95 {self.healthy_p95_s if self.healthy_p95_s is None else round(self.healthy_p95_s, 3)} s)")
+
     def _traffic_violations(self) -> list[str]:
         broken = [f"a traffic client failed: {failure}" for failure in self.traffic_failures]
         seen = self.traffic_during_fault
         if self.error_free and set(seen) - {"201", "302"}:
-            broken.append(f"requests failed while the fault lasted: {seen}")
+            broken.append(f"requests failed while the fault lasted: {seen}{self._starved()}")
         for pattern in self.answered:
             if not any(re.fullmatch(pattern, status) for status in seen):
                 broken.append(f"no request was answered {pattern} while the fault lasted: {seen}")

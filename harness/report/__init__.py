@@ -38,6 +38,8 @@ COLUMNS = (
     ("active_s", "active", "{:.1f}"),
     ("email_s", "email", "{:.1f}"),
     ("resolved_email_s", "resolved email", "{:.1f}"),
+    ("healthy_p95_s", "healthy p95 s", "{:.3f}"),
+    ("cpu_pressure_max", "CPU pressure %", "{:.0f}"),
     ("verdict", "verdict", "{}"),
 )
 

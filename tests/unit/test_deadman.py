@@ -63,6 +63,18 @@ def test_silence_longer_than_its_limit_trips_it_and_shorter_does_not(switch):
     assert [m["subject"] for m in _sent(switch)] == [f"CRITICAL: {promises.DEADMAN} firing (1)"]
 
 
+def test_a_switch_that_was_itself_paused_does_not_count_the_pause_as_silence(switch):
+    switch.heartbeat(_watchdog("firing"))
+    switch.last = time.monotonic() - 120  # the last heartbeat, before a pause of 115 s of the switch itself
+    switch.was_not_running(115.0)
+    switch.check()
+    assert not switch.tripped, "a switch that woke from its own pause tripped before it could hear a heartbeat"
+    switch.was_not_running(0.5)  # a look a little late, as on a busy host: nothing shifts
+    switch.last = time.monotonic() - 91
+    switch.check()
+    assert switch.tripped
+
+
 def test_relayed_alerts_are_mailed_as_alertmanager_would_have(switch):
     _, rule = config.find_rule("AlertmanagerEmailFailing")
     switch.relay({"alerts": [{"status": "firing", "labels": {"alertname": "AlertmanagerEmailFailing",

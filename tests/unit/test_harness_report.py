@@ -52,7 +52,7 @@ def test_the_report_holds_each_measurement_and_verdict(tmp_path):
     header, row = report.table([record])
     assert header.split()[:4] == ["scenario", "alert", "fault", "promise"]
     assert row.split() == ["service_down", "ServiceDown", "stop", "120", "60", "100", "15.0", "75.0", "75.5", "76.0", "55.0",
-                           "pass"]
+                           "-", "-", "pass"]
 
 
 def test_the_page_shows_each_drill_with_its_timeline_offline(tmp_path):

@@ -309,3 +309,12 @@ def test_the_worst_phase_is_just_after_the_next_scrapes_end():
     assert just_after_a_scrape(100.0, 0.2, 15.0, now=100.1) == 100.7  # the last scrape's end is still ahead
     assert just_after_a_scrape(100.0, 0.2, 15.0, now=100.8) == 115.7  # just missed it: the next one
     assert just_after_a_scrape(100.0, 0.2, 15.0, now=140.0) == 145.7  # an old reading: whole intervals on
+
+
+def test_a_latency_or_error_verdict_given_on_a_starved_host_says_so():
+    calm = _record(silent=["HighLatency"], silent_seen={"HighLatency": "pending"}, cpu_pressure_max=3.0)
+    assert calm.violations() == ["HighLatency went pending: it must stay silent in this fault"]
+    starved = _record(silent=["HighLatency"], silent_seen={"HighLatency": "pending"}, cpu_pressure_max=71.4,
+                      healthy_p95_s=0.2834)
+    assert starved.violations() == ["HighLatency went pending: it must stay silent in this fault (the host was starved "
+                                    "meanwhile: CPU pressure up to 71 %, the shortener's healthy p95 0.283 s)"]
