@@ -43,7 +43,7 @@ def read(path: Path) -> list[dict]:
 
 
 def plot(lines: list[dict], path: Path) -> Path | None:
-    """Each scenario's slack per run, oldest run first; None when no drill has a slack yet."""
+    """Each scenario's slack: per run, oldest first, or as one bar each when there is one run; None without any slack."""
     runs = sorted({entry["run"] for entry in lines})
     by_scenario: dict[str, list[tuple[int, float]]] = {}
     for entry in lines:
@@ -51,14 +51,25 @@ def plot(lines: list[dict], path: Path) -> Path | None:
             by_scenario.setdefault(entry["scenario"], []).append((runs.index(entry["run"]), entry["slack_s"]))
     if not by_scenario:
         return None
-    figure, axis = plt.subplots(figsize=(10, 4.5))
-    for scenario, points in sorted(by_scenario.items()):
-        axis.plot([x for x, _ in points], [y for _, y in points], marker="o", ms=3, lw=1.2, label=scenario)
-    axis.axhline(0, color="#b00", lw=1, ls="--")
-    axis.set_xlabel(f"run (oldest first; {len(runs)} runs)")
-    axis.set_ylabel("slack s (limit - email)")
-    axis.set_title("Slack per scenario across runs: below the red line, a drill failed its bound or promise")
-    axis.legend(fontsize=7, ncol=3)
+    if len(runs) == 1:  # one run has no "across": each scenario's slack as a bar, tightest first
+        slack = sorted(((points[0][1], scenario) for scenario, points in by_scenario.items()), reverse=True)
+        figure, axis = plt.subplots(figsize=(10, 0.28 * len(slack) + 1.2))
+        axis.barh([scenario for _, scenario in slack], [s for s, _ in slack],
+                  color=["#b00" if s < 0 else "#4a7ab5" for s, _ in slack])
+        axis.axvline(0, color="#b00", lw=1, ls="--")
+        axis.set_xlabel("slack s (limit - email): left of the red line, a drill failed its bound or promise")
+        axis.set_title(f"Slack per scenario in the one run so far ({runs[0]})")
+        axis.tick_params(axis="y", labelsize=7)
+    else:
+        figure, axis = plt.subplots(figsize=(10, 4.5))
+        for scenario, points in sorted(by_scenario.items()):
+            axis.plot([x for x, _ in points], [y for _, y in points], marker="o", ms=3, lw=1.2, label=scenario)
+        axis.axhline(0, color="#b00", lw=1, ls="--")
+        axis.set_xticks(range(len(runs)), runs, rotation=30, ha="right", fontsize=7)
+        axis.set_xlabel(f"run (oldest first; {len(runs)} runs)")
+        axis.set_ylabel("slack s (limit - email)")
+        axis.set_title("Slack per scenario across runs: below the red line, a drill failed its bound or promise")
+        axis.legend(fontsize=7, ncol=3)
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=90)

@@ -105,3 +105,21 @@ def test_the_history_keeps_each_drill_s_slack_and_plots_it_across_runs(tmp_path)
                                                                                         ("run-2", 100, 10.0)]
     assert history.plot(lines, tmp_path / "slack.png").stat().st_size > 0
     assert history.plot([], tmp_path / "none.png") is None
+
+
+def test_one_run_s_slack_is_a_bar_per_scenario_not_a_column_of_points_over_one_run(tmp_path, monkeypatch):
+    drawn = {}
+    real = history.plt.subplots
+
+    def spy(*args, **kwargs):
+        figure, axis = real(*args, **kwargs)
+        drawn["axis"] = axis
+        return figure, axis
+
+    monkeypatch.setattr(history.plt, "subplots", spy)
+    lines = [history.line(_drill(email_s=76.0), "run-1", "t"), history.line(_drill(email_s=105.0) | {"scenario": "late"},
+                                                                              "run-1", "t")]
+    history.plot(lines, tmp_path / "one.png")
+    bars = drawn["axis"].patches
+    assert sorted(bar.get_width() for bar in bars) == [-5.0, 24.0]  # each scenario's slack, one bar each
+    assert [label.get_text() for label in drawn["axis"].get_yticklabels()] == ["service_down", "late"]
