@@ -193,7 +193,7 @@ class SlowClients(Fault):
         self._running: dict[str, tuple[threading.Event, threading.Thread, dict[str, int]]] = {}
 
     def inject(self, stack: Stack) -> None:
-        stop, seen = threading.Event(), {"opened": 0, "open": 0}
+        stop, seen = threading.Event(), {"opened": 0, "most": 0, "closed": 0}
         thread = threading.Thread(target=self._hold, args=(stack.address(self.instance), stop, seen),
                                   name=f"slow-clients-{stack.name}", daemon=True)
         self._running[stack.name] = (stop, thread, seen)
@@ -206,9 +206,11 @@ class SlowClients(Fault):
             thread.join(timeout=self.TRICKLE + 5)
 
     def bite(self, stack: Stack) -> Bite:
-        _, _, seen = self._running.get(stack.name, (None, None, {"opened": 0, "open": 0}))
-        return Bite(seen["open"] >= self.connections // 2,
-                    f"{seen['open']} slow connections open to {self.instance} ({seen['opened']} opened in all)")
+        """Bitten when the service held at least half the slow connections at once (it may end each at a timeout)."""
+        _, _, seen = self._running.get(stack.name, (None, None, {"opened": 0, "most": 0, "closed": 0}))
+        return Bite(seen["most"] >= self.connections // 2,
+                    f"up to {seen['most']} slow connections open to {self.instance} at once; it ended "
+                    f"{seen['closed']} of them itself ({seen['opened']} opened in all)")
 
     def _hold(self, address: str, stop: threading.Event, seen: dict[str, int]) -> None:
         host, port = address.rsplit(":", 1)
@@ -223,14 +225,15 @@ class SlowClients(Fault):
                         break  # refused or full: try again at the next trickle
                     held.append(client)
                     seen["opened"] += 1
+                seen["most"] = max(seen["most"], len(held))
+                stop.wait(self.TRICKLE)
                 for client in list(held):
                     try:
                         client.sendall(b"X: y\r\n")  # one more header line, never the empty one that ends them
                     except OSError:  # the server gave up on it (a header timeout): another takes its place
                         held.remove(client)
                         client.close()
-                seen["open"] = len(held)
-                stop.wait(self.TRICKLE)
+                        seen["closed"] += 1
         finally:
             for client in held:
                 client.close()
