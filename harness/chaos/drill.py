@@ -180,6 +180,7 @@ class Drill:
             if traffic:
                 traffic.stop()
                 record.traffic_failures = list(traffic.failures)
+                record.links_created, record.links_lost = traffic.lost()
             sampled.set()
             if pressure:
                 record.cpu_pressure_max = max(pressure)

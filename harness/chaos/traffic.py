@@ -27,6 +27,7 @@ class Traffic:
         self.results: list[tuple[float, int]] = []  # status 0: no answer
         self.failures: list[str] = []  # clients that died: a drill must not mistake them for silence
         self._codes: list[str] = []
+        self._created: dict[str, str] = {}  # each code answered 201, and the URL it was created for
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -58,11 +59,12 @@ class Traffic:
             kind = self.kinds[turn % len(self.kinds)] if self._codes else "create"
             try:
                 if kind == "create":
-                    response = session.post(f"{self.app_url}/shorten", json={"url": f"https://example.org/{turn}"},
-                                            timeout=TIMEOUT)
+                    url = f"https://example.org/{threading.current_thread().name}/{turn}"
+                    response = session.post(f"{self.app_url}/shorten", json={"url": url}, timeout=TIMEOUT)
                     if response.status_code == 201:
                         with self._lock:
                             self._codes.append(response.json()["code"])
+                            self._created[response.json()["code"]] = url
                 else:
                     code = self._codes[turn % len(self._codes)]
                     response = session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
@@ -72,6 +74,29 @@ class Traffic:
             with self._lock:
                 self.results.append((time.monotonic(), status))
             time.sleep(PAUSE)
+
+    def lost(self) -> tuple[int, list[str]]:
+        """Once stopped: how many links were answered 201, and those that no longer redirect to their URL.
+
+        A link the app acknowledged must outlive any fault. One that does not answer at once is asked
+        again a second later: a dependency just back may still be waking up.
+        """
+        session = requests.Session()
+
+        def leads_home(code: str, url: str) -> bool:
+            try:
+                response = session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
+            except requests.RequestException:
+                return False
+            return response.status_code == 302 and response.headers.get("Location") == url
+
+        with self._lock:
+            created = dict(self._created)
+        lost = [code for code, url in created.items() if not leads_home(code, url)]
+        if lost:
+            time.sleep(1.0)
+            lost = [code for code in lost if not leads_home(code, created[code])]
+        return len(created), lost
 
     def statuses(self, since: float, until: float | None = None) -> dict[str, int]:
         """How many requests got each status (0: no answer) between two monotonic times (until: now), by status."""

@@ -49,6 +49,8 @@ class Record:
     inject_began_at: str = ""
     # The host the drill shared: its CPU pressure (percent of 10 s in which runnable tasks waited) and the
     # shortener's p95 latency before the fault, as its latency verdict must be read.
+    links_created: int = 0  # links the traffic was answered 201 for, before, during or after the fault
+    links_lost: list[str] = field(default_factory=list)  # those of them that no longer lead to their URL at the end
     cpu_pressure_max: float | None = None
     cpu_pressure_median: float | None = None
     healthy_p95_s: float | None = None
@@ -309,6 +311,9 @@ class Record:
 
     def _traffic_violations(self) -> list[str]:
         broken = [f"a traffic client failed: {failure}" for failure in self.traffic_failures]
+        if self.links_lost:
+            broken.append(f"{len(self.links_lost)} of the {self.links_created} links answered 201 no longer lead to "
+                          f"their URL after the restore: {', '.join(self.links_lost[:5])}")
         seen = self.traffic_during_fault
         if self.error_free and set(seen) - {"201", "302"}:
             broken.append(f"requests failed while the fault lasted: {seen}{self._starved()}")

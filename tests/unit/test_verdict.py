@@ -318,3 +318,11 @@ def test_a_latency_or_error_verdict_given_on_a_starved_host_says_so():
                       healthy_p95_s=0.2834)
     assert starved.violations() == ["HighLatency went pending: it must stay silent in this fault (the host was starved "
                                     "meanwhile: CPU pressure up to 71 %, the shortener's healthy p95 0.283 s)"]
+
+
+def test_a_link_answered_201_that_no_longer_leads_to_its_url_is_lost_data():
+    kept = _record(links_created=120)
+    assert kept.violations() == []
+    lost = _record(links_created=120, links_lost=["abc1234", "def5678"])
+    assert lost.violations() == ["2 of the 120 links answered 201 no longer lead to their URL after the restore: "
+                                 "abc1234, def5678"]
