@@ -108,6 +108,8 @@ class Scenario:
     # How the dead man's switch learns of the fault: "expiry" (Prometheus's Watchdog stops reaching
     # Alertmanager, which resolves it) or "silence" (Alertmanager itself sends no heartbeat at all).
     switch_trips_on: str = "expiry"
+    # The scrape job whose next scrape is the first that can see the fault, when the alert reads several.
+    scraped: str | None = None
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -265,22 +267,38 @@ class Drill:
         at one of its own: the last scrape and evaluation, plus whole intervals, say when the next come.
         """
         spec = config.alert(scenario.alert)
+        job = scenario.scraped or spec.job
+        if not job:
+            return  # no scrape job to be in phase with
         record.phase = self.phase
-        if self.phase == "worst" and spec.job:
-            last = _unless_down(lambda: self.prometheus.last_scrape(spec.job), None)
+        last = self._last_scrape(job)
+        if self.phase == "worst":
             if last:
                 at = just_after_a_scrape(*last, spec.scrape_interval, time.time())
                 say(f"drill {scenario.name}: the worst phase: injecting {at - time.time():.1f} s from now, just "
-                    f"after a scrape of job {spec.job} (every {spec.scrape_interval:.0f} s)")
+                    f"after a scrape of job {job} (every {spec.scrape_interval:.0f} s)")
                 time.sleep(max(0.0, at - time.time()))
+                last = self._last_scrape(job)
+            else:
+                record.phase = "random"
+                say(f"drill {scenario.name}: Prometheus did not say when it last scraped job {job}: the fault falls "
+                    "where it falls")
         now = time.time()
-        last = _unless_down(lambda: spec.job and self.prometheus.last_scrape(spec.job), None)
         if last:
             record.scrape_age_s = round((now - last[0]) % spec.scrape_interval, 1)
         group, _ = config.find_rule(scenario.alert)
         evaluated = _unless_down(lambda: self.prometheus.last_evaluation(group["name"]), None)
         if evaluated:
             record.evaluation_age_s = round((now - evaluated) % spec.evaluation_interval, 1)
+
+    def _last_scrape(self, job: str) -> tuple[float, float] | None:
+        """When the job's target was last scraped, and how long that took; None when Prometheus does not say, thrice."""
+        for _ in range(3):
+            last = _unless_down(lambda: self.prometheus.last_scrape(job), None)
+            if last:
+                return last
+            time.sleep(POLL)
+        return None
 
     def _inject(self, scenario: Scenario, record: Record) -> tuple[float, float]:
         """Put the fault in place; its moment on the drill's clock and the wall clock, also noted on the record."""

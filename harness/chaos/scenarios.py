@@ -183,6 +183,7 @@ EXPORTER_DOWN = Scenario(
     name="exporter_down",
     alert="ExporterDown",
     fault=Stop("redis-exporter", words="stop the Redis exporter's container (Redis itself keeps running)"),
+    scraped="redis",
     # redis_up is absent, never 0, while its exporter is down: RedisDown cannot fire.
     silent=("RedisDown",),
     recovered=('up{job="redis"} == 1',),
