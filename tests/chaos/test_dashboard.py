@@ -55,6 +55,11 @@ def outage(stack):
     try:
         wait_until(f"{WARM_LINKS} links created", lambda: traffic.statuses(0).get("201", 0),
                    done=lambda created: created >= WARM_LINKS, timeout=30)
+        # Some metrics exist only in a scrape of a Postgres that answers (pg_settings_*, pg_stat_*): a stack
+        # that is ready within seconds would otherwise lose Postgres before its exporter was first scraped.
+        wait_until("every target scraped, Postgres's exporter with Postgres up",
+                   lambda: [bool(prometheus.query(expr)) for expr in ("min(up) == 1", 'pg_up{job="postgres"} == 1')],
+                   done=all, timeout=DATA_TIMEOUT)
         say("dashboard: stopping Postgres so that the error, alert and dependency panels have something to show")
         stack.pause_service("postgres")
         stopped = True
