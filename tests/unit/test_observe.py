@@ -13,11 +13,15 @@ from harness.stack.observe import Prometheus
 
 def _replica(states: dict[str, str]) -> http.server.HTTPServer:
     """A Prometheus replica's /api/v1/alerts answering these alert states."""
-    body = json.dumps({"status": "success", "data": {"alerts": [
-        {"labels": {"alertname": name}, "state": state} for name, state in states.items()]}}).encode()
+    return _api({"/api/v1/alerts": {"alerts": [{"labels": {"alertname": name}, "state": state}
+                                               for name, state in states.items()]}})
 
-    class Alerts(http.server.BaseHTTPRequestHandler):
+
+def _api(answers: dict[str, dict]) -> http.server.HTTPServer:
+    """A Prometheus answering these data documents at these paths."""
+    class Api(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            body = json.dumps({"status": "success", "data": answers[self.path.split("?")[0]]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -26,7 +30,7 @@ def _replica(states: dict[str, str]) -> http.server.HTTPServer:
         def log_message(self, *_):
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Alerts)
+    server = http.server.HTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -61,24 +65,6 @@ def test_a_stopped_replica_leaves_the_others_to_say_and_none_answering_is_an_err
         running.shutdown()
     with pytest.raises(requests.ConnectionError):
         Prometheus(_refused(), _refused()).alert_states()
-
-
-def _api(answers: dict[str, dict]) -> http.server.HTTPServer:
-    """A Prometheus answering these data documents at these paths."""
-    class Api(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"status": "success", "data": answers[self.path.split("?")[0]]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def test_the_last_scrape_and_evaluation_are_read_in_unix_time_with_their_nanoseconds():
