@@ -12,8 +12,9 @@ import pytest
 # Ryuk, testcontainers' reaper, is an image that cannot be pulled here; the fixtures clean up.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from harness import browser, report, waiting  # noqa: E402
-from harness.chaos.drill import PHASES, Scenario, side_by_side  # noqa: E402
+from harness import browser, host, report, waiting  # noqa: E402
+from harness.chaos.drill import PHASES, Scenario  # noqa: E402
+from harness.chaos.drill_process import DrillProcess  # noqa: E402
 from harness.chaos.verdict import Record  # noqa: E402
 from harness.stack import LOG_DIR, Stack  # noqa: E402
 
@@ -22,6 +23,7 @@ from harness.stack import LOG_DIR, Stack  # noqa: E402
 AT_ONCE = 8
 
 DRILLS = pytest.StashKey[dict[str, Future]]()
+PROCESS = pytest.StashKey[DrillProcess]()  # where the drills run, apart from pytest's changes to os.environ
 REPORT = pytest.StashKey[Path]()  # the run's report.json, once every drill has ended
 STACKS = pytest.StashKey[list[Stack]]()
 
@@ -69,9 +71,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if chosen:
         at_once = max(1, session.config.getoption("drills_at_once"))
         waiting.say(f"chaos: {len(chosen)} drills, {min(at_once, len(chosen))} at a time, each on a fresh stack")
-        futures = side_by_side([(scenario, 1) for scenario in chosen.values()], at_once,
-                               phase=session.config.getoption("phase"))
-        session.config.stash[DRILLS] = dict(zip(chosen, futures))
+        host.yield_cpu()  # this process's own work too (Chromium, the other tests' stacks' polls); the drills inherit it
+        drills = DrillProcess(list(chosen), at_once, session.config.getoption("phase"))
+        session.config.stash[PROCESS] = drills
+        session.config.stash[DRILLS] = drills.futures
 
 
 @pytest.fixture
@@ -160,11 +163,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """An interrupted run still ends every drill: each restores its fault and removes its stack."""
-    futures = session.config.stash[DRILLS].values()
-    if any(not future.done() for future in futures):
-        waiting.abort.set()
-        for future in futures:
-            future.exception()
+    drills = session.config.stash.get(PROCESS, None)
+    if drills is not None:
+        drills.stop()  # at once when every drill has ended, else after each has restored its fault
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

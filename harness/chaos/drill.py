@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import statistics
 import threading
 import time
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -186,7 +188,7 @@ class Drill:
             sampled.set()
             if pressure:
                 record.cpu_pressure_max = max(pressure)
-                record.cpu_pressure_median = sorted(pressure)[len(pressure) // 2]
+                record.cpu_pressure_median = statistics.median(pressure)
             closing = time.monotonic()
             record.screenshots = self.camera.close()
             record.screenshots_wait_s = round(time.monotonic() - closing, 1)
@@ -339,12 +341,14 @@ class Drill:
 
     def _note_bite(self, scenario: Scenario, record: Record) -> None:
         """The fault's own evidence that it took effect, read once while it holds."""
-        if record.bite or type(scenario.fault).bite is Fault.bite:
+        if record.bite:
             return
         try:
             bite = scenario.fault.bite(self.stack)
         except Exception as error:  # noqa: BLE001 - evidence that cannot be read proves nothing
             record.bite, record.bit = f"could not be read: {type(error).__name__}: {error}", False
+            return
+        if bite is None:  # no evidence of its own: a proof counter may show it
             return
         record.bite, record.bit = bite.evidence, bite.bit
         say(f"drill {scenario.name}: the fault {'bit' if bite.bit else 'did NOT bite'}: {bite.evidence}")
@@ -827,6 +831,7 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
                 say(f"drill {name}: container logs saved under {LOG_DIR / name}")
             return record
     except Exception as error:  # noqa: BLE001 - a stack that cannot start is that drill's failure, in words
+        say(f"drill {name} could not run:\n" + "".join(traceback.format_exception(error)).rstrip())
         record = expectation(scenario, run)
         record.timeouts.append(f"the drill could not run: {type(error).__name__}: {error}")
         record.verdict = "fail"

@@ -57,16 +57,12 @@ class Fault:
         return None
 
 
-def _states(stack: Stack, instances: tuple[str, ...]) -> dict[str, str]:
+def _container_bite(stack: Stack, instances: tuple[str, ...], wanted: str) -> Bite:
+    """Bitten when every instance's container is in the wanted state (Docker's word: exited, paused)."""
     states = {}
     for instance in instances:
         stack.running[instance].reload()
         states[instance] = stack.running[instance].status
-    return states
-
-
-def _container_bite(stack: Stack, instances: tuple[str, ...], wanted: str) -> Bite:
-    states = _states(stack, instances)
     return Bite(all(state == wanted for state in states.values()),
                 ", ".join(f"{instance}'s container {state}" for instance, state in states.items()))
 

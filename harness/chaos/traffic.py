@@ -52,7 +52,7 @@ class Traffic:
                 self.failures.append(f"{threading.current_thread().name} died: {error!r}")
 
     def _requests(self) -> None:
-        session = requests.Session()
+        session = _direct_session()
         for turn in itertools.count():
             if self._stop.is_set():
                 return
@@ -76,12 +76,12 @@ class Traffic:
             time.sleep(PAUSE)
 
     def lost(self) -> tuple[int, list[str]]:
-        """Once stopped: how many links were answered 201, and those that no longer redirect to their URL.
+        """Once stopped: how many links were answered 201, and those that no longer redirect to their URL (sorted).
 
         A link the app acknowledged must outlive any fault. One that does not answer at once is asked
         again a second later: a dependency just back may still be waking up.
         """
-        session = requests.Session()
+        session = _direct_session()
 
         def leads_home(code: str, url: str) -> bool:
             try:
@@ -96,7 +96,7 @@ class Traffic:
         if lost:
             time.sleep(1.0)
             lost = [code for code in lost if not leads_home(code, created[code])]
-        return len(created), lost
+        return len(created), sorted(lost)
 
     def statuses(self, since: float, until: float | None = None) -> dict[str, int]:
         """How many requests got each status (0: no answer) between two monotonic times (until: now), by status."""
@@ -104,3 +104,11 @@ class Traffic:
         with self._lock:
             counted = collections.Counter(status for at, status in self.results if since <= at <= until)
         return {str(status): count for status, count in sorted(counted.items())}
+
+
+def _direct_session() -> requests.Session:
+    """Straight to the stack on 127.0.0.1: no proxy the environment names, and no read of the environment per request
+    (a thread listing it while pytest deletes PYTEST_CURRENT_TEST between two tests dies of a KeyError)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session

@@ -1,7 +1,5 @@
 """The Golden Signals dashboard on a live stack: every Prometheus query of its panels returns data during an outage."""
 
-import time
-
 import pytest
 import requests
 
