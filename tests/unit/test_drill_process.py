@@ -1,7 +1,10 @@
 """The drills' process: records and progress lines come back, a process that dies fails its drills in words, stop stops."""
 
+import multiprocessing
 import os
+import signal
 import threading
+import time
 from concurrent.futures import Future
 
 import pytest
@@ -73,3 +76,15 @@ def test_stop_ends_every_wait_of_the_drills_and_returns_once_they_have_ended(sai
     assert not future.done()
     drills.stop()
     assert future.result(timeout=0).verdict == "fail"
+
+
+def test_ctrl_c_leaves_the_drills_running_until_the_session_stops_them(said):
+    """Ctrl-C reaches the whole process group: the drills must not die of it with their faults in place."""
+    drills = DrillProcess(["service_down"], 1, "worst", run=_until_stopped)
+    waiting.wait_until("the drill to begin", lambda: said, timeout=60, interval=0.1)
+    (child,) = multiprocessing.active_children()
+    os.kill(child.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert child.is_alive() and not drills.futures["service_down"].done()
+    drills.stop()
+    assert drills.futures["service_down"].result(timeout=0).verdict == "fail"
