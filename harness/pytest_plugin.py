@@ -161,11 +161,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return result
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """An interrupted run still ends every drill: each restores its fault and removes its stack."""
-    drills = session.config.stash.get(PROCESS, None)
-    if drills is not None:
-        drills.stop()  # at once when every drill has ended, else after each has restored its fault
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside pytest-cov's: it combines the data of the ended drills' process
+def pytest_runtestloop(session: pytest.Session):
+    """The drills' process has ended with the tests, and an interrupted run still ends every drill: each restores
+    its fault and removes its stack."""
+    try:
+        return (yield)
+    finally:
+        drills = session.config.stash.get(PROCESS, None)
+        if drills is not None:
+            drills.stop()  # at once when every drill has ended, else after each has restored its fault
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
