@@ -152,8 +152,8 @@ class Drill:
         if record.mismatch:
             return record
         if scenario.quiet:
-            say(f"drill {scenario.name}: nothing may fire and no one may be emailed for {record.quiet_s:.0f} s after "
-                f"the fault ({record.bound_why})")
+            say(f"drill {scenario.name}: nothing may fire and no one may be emailed, for {record.quiet_s:.0f} s "
+                f"{record.bound_why}")
         else:
             who = f"email {record.recipient}" if record.mailed else "be active at its receiver, mailing no one,"
             say(f"drill {scenario.name}: {record.alert} must {who} between {record.floor_s:.0f} s and "
@@ -354,7 +354,8 @@ class Drill:
         say(f"drill {scenario.name}: the fault {'bit' if bite.bit else 'did NOT bite'}: {bite.evidence}")
 
     def _quiet(self, scenario: Scenario, record: Record, traffic: Traffic | None) -> None:
-        """The fault, held and undone; then watch the longest bound go by: nothing may fire, no email may come."""
+        """The fault, held and undone; then watch until no alert can go pending any more (and none is): nothing may
+        fire, no email may come."""
         fault_at, fault_epoch = time.monotonic(), time.time()
         restored = False
         arrivals: dict[int, float] = {}
@@ -381,13 +382,14 @@ class Drill:
                     deadline=scenario.hold + POLL + 1)
             self._restore(scenario, record, traffic, fault_at)
             restored = True
-            quiet_until = fault_at + record.quiet_s
-            say(f"drill {scenario.name}: watching {quiet_until - time.monotonic():.0f} s more: no alert may fire, "
-                "no email may come")
+            quiet_until = time.monotonic() + record.quiet_s
+            say(f"drill {scenario.name}: watching {record.quiet_s:.0f} s more, until no alert can go pending: no alert "
+                "may fire, no email may come")
             self._watch(record, lambda deadline: wait_until(
-                "the longest bound to pass with nothing firing and an empty inbox", observe,
-                done=lambda _: time.monotonic() >= quiet_until, timeout=deadline, interval=POLL),
-                deadline=quiet_until - time.monotonic() + POLL + 1)
+                "no alert able to go pending any more, with nothing firing and an empty inbox", observe,
+                done=lambda seen: time.monotonic() >= quiet_until and not _pending(seen["alerts"]),
+                timeout=deadline, interval=POLL),
+                deadline=record.quiet_s + _longest_for() + POLL + 1)  # one still pending fires, or goes, within its for
             self.camera.take("prometheus-alerts", round(time.monotonic() - fault_at, 1))  # what did not fire
             if traffic:  # the traffic after the restore must be served too
                 record.traffic_during_fault = traffic.statuses(fault_at)
@@ -796,22 +798,38 @@ def _mailed_by_switch(alerts: tuple[str, ...]) -> dict[str, str]:
     return {alert: promises.promise(alert).recipient for alert in alerts if config.alert(alert).by_switch}
 
 
+def _pending(alerts: dict[str, str] | str) -> bool:
+    return alerts != "none" and "pending" in alerts.values()
+
+
+def _longest_for() -> float:
+    return max(config.alert(name).for_s for name in config.alert_names())
+
+
 def _quiet_expectation(scenario: Scenario, run: int) -> Record:
-    """A quiet scenario watches, from the fault on, for as long as the slowest alert may take to email."""
+    """A quiet scenario watches, from the restore on, until no alert can go pending any more.
+
+    An alert emails only after it went pending, held its `for:` and waited out its group: one that
+    was never pending by its `pending_by` after the fault's last moment never emails. So the watch
+    ends there, not at the slowest alert's bound, and goes on while any alert is still pending.
+    """
     try:
-        slowest = max((config.alert(name) for name in config.alert_names() if name != WATCHDOG), key=lambda a: a.bound)
+        latest = max((config.alert(name) for name in config.alert_names() if name != WATCHDOG),
+                     key=lambda a: a.pending_by)
         for name in scenario.pending:
             config.alert(name)  # an alert the scenario names must exist
     except config.ConfigMismatch as mismatch:
         return Record(scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault.words,
                       fault_kind=scenario.fault.kind,
                       promise_s=0, floor_s=0, bound_s=0, resolved_bound_s=0, mismatch=str(mismatch), verdict="fail")
-    quiet = slowest.bound
+    quiet = latest.pending_by
     return Record(
         scenario=scenario.name, run=run, alert="", severity="", recipient=None, fault=scenario.fault.words,
         fault_kind=scenario.fault.kind,
         promise_s=0, floor_s=0, bound_s=quiet, resolved_bound_s=0, most_s=promises.most(),
-        bound_why=f"the slowest alert's bound, {slowest.name}'s {slowest.bound:.0f} s",
+        bound_why=(f"after the restore, until no alert can go pending: {latest.name}'s window {latest.window_s:.0f} + "
+                   f"scrape {latest.scrape_interval:.0f} + evaluation {latest.evaluation_interval:.0f}; "
+                   "longer while one is pending"),
         quiet_s=quiet, pending=list(scenario.pending), hold_s=scenario.hold,
         traffic=bool(scenario.traffic), error_free=scenario.error_free, answered=list(scenario.answered),
     )

@@ -348,7 +348,7 @@ ALERTMANAGER_BLACKHOLED = Scenario(
 )
 
 # Quiet scenarios: what happens on an ordinary day must page no one. Each watches, from its
-# fault on, for as long as the slowest alert may take to email.
+# restore on, until no alert can go pending any more (and while one still is).
 
 _SERVICE_DOWN = config.alert("ServiceDown")
 # One failed scrape and the evaluation after it: ServiceDown goes pending; its for: is far off.

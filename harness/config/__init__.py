@@ -82,6 +82,12 @@ class AlertSpec:
                 + DELIVERY_SLACK)
 
     @property
+    def pending_by(self) -> float:
+        """Latest the alert can first be seen pending after its expression's inputs last changed: the window to fill
+        (or drain), a scrape to take the sample, an evaluation to read it. Not pending by then, it never emails."""
+        return self.window_s + self.scrape_interval + self.evaluation_interval
+
+    @property
     def resolved_bound(self) -> float:
         """Latest the resolved email may arrive after the fault is undone."""
         # The range windows must drain of the fault's samples before the expression drops
