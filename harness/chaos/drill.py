@@ -273,18 +273,18 @@ class Drill:
         if not job:
             return  # no scrape job to be in phase with
         record.phase = self.phase
-        last = self._last_scrape(job)
+        last, why = self._last_scrape(job)
         if self.phase == "worst":
             if last:
                 at = just_after_a_scrape(*last, spec.scrape_interval, time.time())
                 say(f"drill {scenario.name}: the worst phase: injecting {at - time.time():.1f} s from now, just "
                     f"after a scrape of job {job} (every {spec.scrape_interval:.0f} s)")
                 time.sleep(max(0.0, at - time.time()))
-                last = self._last_scrape(job)
+                last, _ = self._last_scrape(job)
             else:
                 record.phase = "random"
-                say(f"drill {scenario.name}: Prometheus did not say when it last scraped job {job}: the fault falls "
-                    "where it falls")
+                say(f"drill {scenario.name}: Prometheus did not say when it last scraped job {job} ({why}): the "
+                    "fault falls where it falls")
         now = time.time()
         if last:
             record.scrape_age_s = round((now - last[0]) % spec.scrape_interval, 1)
@@ -293,14 +293,19 @@ class Drill:
         if evaluated:
             record.evaluation_age_s = round((now - evaluated) % spec.evaluation_interval, 1)
 
-    def _last_scrape(self, job: str) -> tuple[float, float] | None:
-        """When the job's target was last scraped, and how long that took; None when Prometheus does not say, thrice."""
+    def _last_scrape(self, job: str) -> tuple[tuple[float, float] | None, str]:
+        """When the job's target was last scraped, and how long that took, asked up to thrice; else None, and why."""
         for _ in range(3):
-            last = _unless_down(lambda: self.prometheus.last_scrape(job), None)
+            try:
+                last = self.prometheus.last_scrape(job)
+            except OSError as error:
+                last, why = None, f"{type(error).__name__}: {error}"
+            else:
+                why = "no scrape of it among the active targets"
             if last:
-                return last
+                return last, ""
             time.sleep(POLL)
-        return None
+        return None, why
 
     def _inject(self, scenario: Scenario, record: Record) -> tuple[float, float]:
         """Put the fault in place; its moment on the drill's clock and the wall clock, also noted on the record."""
