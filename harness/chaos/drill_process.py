@@ -6,6 +6,8 @@ own, the Docker client's, testcontainers' readiness probes) lists the environmen
 proxies, then reads each: a deletion in between raises KeyError, and that drill "could not run"
 (it happened in CI: `KeyError: 'PYTEST_CURRENT_TEST'`). In a process of their own the drills read
 an environment that nothing changes under them. Their progress lines and records come back here.
+Their stacks start beside the session's own (the dashboard's, the watchdog's): each process takes
+its stacks' ports from a half of the range of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from harness import waiting
+from harness import stack, waiting
 from harness.chaos.drill import side_by_side
 from harness.chaos.scenarios import SCENARIOS
 
@@ -40,7 +42,9 @@ class DrillProcess:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no copy of this one's threads
         self._messages = context.Queue()
         self.futures: dict[str, Future] = {name: Future() for name in names}
-        self._child = context.Process(target=_child, args=(run, names, at_once, phase, self._messages), name="drills")
+        ports = stack.share_ports()  # its stacks and this process's start side by side: each has ports of its own
+        self._child = context.Process(target=_child, args=(run, names, at_once, phase, self._messages, ports),
+                                      name="drills")
         self._child.start()
         threading.Thread(target=self._relay, name="drill-records", daemon=True).start()
 
@@ -77,13 +81,14 @@ class DrillProcess:
                 future.set_exception(RuntimeError(ended))
 
 
-def _child(run: Run, names: list[str], at_once: int, phase: str, messages) -> None:
+def _child(run: Run, names: list[str], at_once: int, phase: str, messages, ports: range) -> None:
     """The drills' process: run them, send each progress line and each record as it comes, stop on a TERM."""
     # A TERM (the parent's stop, or a CI runner's) ends every wait at once: each drill restores its fault and
     # removes its stack. Ctrl-C reaches the whole process group: the parent turns it into a stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: waiting.abort.set())
     waiting.sink = lambda line: messages.put(("say", "", line))
+    stack.use_ports(ports)  # the session's own stacks (the dashboard's, the watchdog's) choose from the other half
     threading.Thread(target=_abort_when_orphaned, name="orphaned", daemon=True).start()
     futures = run(names, at_once, phase)
     for name, future in zip(names, futures):

@@ -143,20 +143,39 @@ def _ephemeral_start() -> int:
 # released can be chosen again by the next stack (bind to port 0 hands out the same few), or
 # taken as the source port of a connection before its service binds it. So ports come from
 # below the kernel's ephemeral range, and each is handed to one stack of this process only.
-_FREE_PORTS = range(10000, _ephemeral_start())
+# A process that starts stacks beside another's (the drills' process beside pytest's) has a
+# share of the range of its own, or both could choose a port before either binds it.
+_free_ports = range(10000, _ephemeral_start())
 _handed_out: set[int] = set()
 _handing_out = threading.Lock()
+
+
+def share_ports() -> range:
+    """Halve this process's ports with another process that starts stacks beside it: keep the lower half, return the
+    upper one for the other process's `use_ports`."""
+    global _free_ports
+    with _handing_out:
+        middle = (_free_ports.start + _free_ports.stop) // 2
+        _free_ports, theirs = range(_free_ports.start, middle), range(middle, _free_ports.stop)
+    return theirs
+
+
+def use_ports(ports: range) -> None:
+    """Choose ports from this share only (what another process's `share_ports` gave this one)."""
+    global _free_ports
+    with _handing_out:
+        _free_ports = ports
 
 
 def _port(usual: int | None) -> int:
     """The usual port when it is free, else a free port on 127.0.0.1 that no other stack of this process holds."""
     with _handing_out:
-        candidates = ([usual] if usual else []) + random.sample(_FREE_PORTS, 50)
+        candidates = ([usual] if usual else []) + random.sample(_free_ports, 50)
         for candidate in candidates:
             if candidate not in _handed_out and port_free(candidate):
                 _handed_out.add(candidate)
                 return candidate
-    raise RuntimeError(f"no free port on 127.0.0.1 between {_FREE_PORTS.start} and {_FREE_PORTS.stop}")
+    raise RuntimeError(f"no free port on 127.0.0.1 between {_free_ports.start} and {_free_ports.stop}")
 
 
 class Stack:

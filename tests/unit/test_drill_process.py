@@ -9,7 +9,7 @@ from concurrent.futures import Future
 
 import pytest
 
-from harness import waiting
+from harness import stack, waiting
 from harness.chaos.drill_process import DrillProcess
 from harness.chaos.verdict import Record
 
@@ -28,6 +28,13 @@ def _drilled(names, at_once, phase):
         futures.append(Future())
         futures[-1].set_result(_record(name))
     return futures
+
+
+def _ports(names, at_once, phase):
+    future = Future()
+    future.set_result(_record(names[0]))
+    future.result().fault = repr(stack._free_ports)  # where the drills' stacks take their ports
+    return [future]
 
 
 def _dies(names, at_once, phase):
@@ -88,3 +95,12 @@ def test_ctrl_c_leaves_the_drills_running_until_the_session_stops_them(said):
     assert child.is_alive() and not drills.futures["service_down"].done()
     drills.stop()
     assert drills.futures["service_down"].result(timeout=0).verdict == "fail"
+
+
+def test_the_drills_stacks_and_the_sessions_take_their_ports_from_halves_of_their_own(monkeypatch):
+    """Stacks of both processes start side by side: a port chosen by both before either binds it kills a service."""
+    monkeypatch.setattr(stack, "_free_ports", range(10000, 30000))
+    drills = DrillProcess(["service_down"], 1, "worst", run=_ports)
+    theirs = drills.futures["service_down"].result(timeout=60).fault
+    drills.stop()
+    assert (repr(stack._free_ports), theirs) == ("range(10000, 20000)", "range(20000, 30000)")
