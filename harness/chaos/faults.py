@@ -363,7 +363,7 @@ class TableLock(Fault):
     @staticmethod
     def _locker(database_url: str, stop: threading.Event) -> None:
         # Postgres holds the lock and lets it go itself, in one round trip: held by this thread, the lock lasted as
-        # long as a busy host kept the thread from its COMMIT (past the app's 2 s deadline, in CI: 503s).
+        # long as a busy host kept the thread from its COMMIT (past the app's 1.5 s statement timeout, in CI: 503s).
         hold = f"BEGIN; LOCK TABLE links IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({LOCK_HOLD}); COMMIT"
         with psycopg.connect(database_url, autocommit=True) as connection:
             while not stop.is_set():
