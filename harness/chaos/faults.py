@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import smtplib
 import socket
 import subprocess
 import threading
@@ -264,6 +265,53 @@ class HoldConnections(Fault):
         held, refusal = self._held.get(stack.name, ([], ""))
         return Bite(bool(held) and "too many" in refusal,
                     f"{len(held)} connections held, the next refused: {refusal or 'none was'}")
+
+
+class Together(Fault):
+    """Faults put in place at once, in order, and undone in reverse: the fault under test first (its kind is the
+    scenario's), then what gives the alerting something to say meanwhile (an outage to page about)."""
+
+    def __init__(self, *faults: Fault, words: str):
+        self.faults, self.words = faults, words
+        self.kind = faults[0].kind
+
+    def inject(self, stack: Stack) -> None:
+        for fault in self.faults:
+            fault.inject(stack)
+
+    def restore(self, stack: Stack) -> None:
+        for fault in reversed(self.faults):
+            fault.restore(stack)
+
+    def bite(self, stack: Stack) -> Bite | None:
+        bites = [bite for fault in self.faults if (bite := fault.bite(stack)) is not None]
+        if not bites:
+            return None
+        return Bite(all(bite.bit for bite in bites), "; ".join(bite.evidence for bite in bites))
+
+
+class Defer(Fault):
+    """The stack's mail relay says "try again later" (451) to every recipient, until told to take mail again."""
+
+    kind = "delivery"
+    words = ("the mail relay answers every recipient 451 (try again later), as a relay does that rate limits, "
+             "greylists or is out of spool space")
+
+    def inject(self, stack: Stack) -> None:
+        stack.signal_service("relay", "USR1")
+
+    def restore(self, stack: Stack) -> None:
+        stack.signal_service("relay", "USR2")
+
+    def bite(self, stack: Stack) -> Bite:
+        """The relay's own answer to a recipient, asked as Alertmanager asks it."""
+        host, port = stack.address("relay").rsplit(":", 1)
+        with smtplib.SMTP(host, int(port), timeout=10) as client:
+            client.ehlo()
+            client.mail("chaos@shortener.example")
+            code, answer = client.rcpt(config.oncall())
+            client.rset()
+        return Bite(code == 451, f"the mail relay answered a recipient {code} {answer.decode(errors='replace')}")
 
 
 class Change(Fault):

@@ -10,12 +10,14 @@ from harness.chaos.drill import Proof, Scenario, Step
 from harness.chaos.faults import (
     Blackhole,
     Change,
+    Defer,
     Fault,
     Freeze,
     HoldConnections,
     SlowClients,
     Stop,
     TableLock,
+    Together,
     accept_writes,
     deploy_broken_rule,
     migrate_schema,
@@ -36,8 +38,9 @@ from harness.waiting import say
 # Prometheus re-sends a firing alert at the first evaluation strictly after its resend delay
 # from the last send, even when that send was lost (Alertmanager down, or not yet found).
 RESEND = config.seconds(PROMETHEUS_RESEND_DELAY) + config.alert("ServiceDown").evaluation_interval
-# How long the mail sink stays down after Alertmanager's first attempt, and the back-off
-# that Alertmanager's retries (exponential from 0.5 s, factor 1.5) may add once it is back.
+# How long the way to the inbox stays broken (the mail sink down, the relay deferring) after
+# Alertmanager's first attempt, and the back-off that Alertmanager's retries (exponential from
+# 0.5 s, factor 1.5) may add once it is open again.
 MAIL_OUTAGE = 10.0
 ALERTMANAGER_RETRY_SLACK = 15.0
 
@@ -165,9 +168,28 @@ MAILSINK_DOWN = Scenario(
     extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
     extra_delay_why="mail outage and Alertmanager retry back-off",
     proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
-                what="Alertmanager's attempts to mail the stopped sink failed"),
+                what="Alertmanager's attempts failed: the relay could not pass them on to the stopped sink"),
     recovered=APP_UP,
     meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch once the sink is back
+)
+
+# The relay says "try again later" while an incident pages: Alertmanager retries, on-call gets the
+# page once (alertmanager#4108: duplicates during retries), and the switch, which mails the sink
+# by its own path, tells on-call meanwhile that Alertmanager's email is failing.
+DEFER_MAIL = Defer()
+RELAY_DEFERRING = Scenario(
+    name="relay_deferring",
+    alert="ServiceDown",
+    fault=Together(DEFER_MAIL, STOP_APP, words="the mail relay says \"try again later\" (451) to every recipient; "
+                                               "stop the app: the page must wait for the relay"),
+    steps=(Step("active", f"the relay defers {MAIL_OUTAGE:.0f} s more, then takes mail again", DEFER_MAIL, undo=True,
+                after=MAIL_OUTAGE),),
+    extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
+    extra_delay_why="the relay's deferral and Alertmanager's retry back-off",
+    proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
+                what="Alertmanager's attempts were deferred by the relay"),
+    recovered=APP_UP,
+    meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch, straight to the sink
 )
 
 WATCHDOG = Scenario(
@@ -524,7 +546,7 @@ SCENARIOS = {
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
                      PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, REDIS_FROZEN,
                      REDIS_BLACKHOLED, SERVICE_DOWN, APP_FROZEN, FRONTDOOR_DOWN, FRONTDOOR_FROZEN, ALERTMANAGER_FROZEN,
-                     EXPORTER_DOWN, DEADMAN_DOWN, DEADMAN_FROZEN, BROKEN_RULE, MAILSINK_DOWN)
+                     EXPORTER_DOWN, DEADMAN_DOWN, DEADMAN_FROZEN, BROKEN_RULE, MAILSINK_DOWN, RELAY_DEFERRING)
 }
 
 

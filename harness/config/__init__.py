@@ -361,7 +361,7 @@ def ha_prometheus(config: dict, peers: list[str], timeout: str) -> dict:
     return replica
 
 
-# A real relay instead of the stack's mail sink: its address, TLS and credentials come from
+# A real relay instead of the stack's own (which passes mail to its sink): its address, TLS and credentials come from
 # the environment only, never from the repository.
 SMTP_ENVIRONMENT = {
     "ALERTMANAGER_SMTP_SMARTHOST": "smtp_smarthost",
@@ -371,7 +371,7 @@ SMTP_ENVIRONMENT = {
 
 
 def render_alertmanager(dest: Path, smarthost: str, deadman: str, environ=os.environ) -> Path:
-    """Copy the committed Alertmanager files to dest, sending mail to the stack's sink or to the relay the environment names.
+    """Copy the committed Alertmanager files to dest, sending mail to smarthost (the stack's relay) or to the relay the environment names.
 
     deadman is the address of the stack's dead man's switch: every webhook goes there.
     """

@@ -65,6 +65,7 @@ PROMETHEUS_RESEND_DELAY = "1m"
 # trips: the webhook's delivery and the switch's one-second check.
 DEADMAN_GRACE = "15s"
 DEADMAN = config.ROOT / "harness" / "deadman.py"  # the switch's code, mounted into the app's image
+RELAY = config.ROOT / "harness" / "relay.py"  # the mail relay's code, mounted into its image
 
 
 def deadman_silence() -> float:
@@ -516,7 +517,7 @@ def _alertmanager_discovered(body: str) -> bool:
 
 
 def alertmanager(stack: Stack, instance: str = "alertmanager") -> HostContainer:
-    rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("smtp"),
+    rendered = config.render_alertmanager(stack.workdir / "alertmanager", smarthost=stack.address("relay"),
                                           deadman=stack.address("deadman"), environ=stack.environ)
     return (
         _container(stack, "alertmanager", instance=instance)
@@ -675,6 +676,16 @@ def mailsink(stack: Stack) -> HostContainer:
     )
 
 
+def relay(stack: Stack) -> HostContainer:
+    """The mail relay (harness/relay.py): Alertmanager's smarthost, passing each email on to the sink."""
+    return (
+        _container(stack, "relay")
+        .with_volume_mapping(str(RELAY), "/srv/relay.py", "ro")
+        .with_command([f"--listen={stack.address('relay')}", f"--next-hop={stack.address('smtp')}"])
+        .ready_when(PortWaitStrategy(stack.ports["relay"]).with_startup_timeout(STARTUP_TIMEOUT))
+    )
+
+
 # The demo services: what a person looks at. Upstream images only; never part of a test stack.
 
 def jaeger(stack: Stack) -> HostContainer:
@@ -798,8 +809,10 @@ SERVICES: dict[str, Service] = {service.name: service for service in (
     Service("redis-exporter", redis_exporter, {"redis-exporter": 9121}, scrape_job="redis"),
     Service("postgres-exporter", postgres_exporter, {"postgres-exporter": 9187}, scrape_job="postgres"),
     Service("mailsink", mailsink, {"mailsink": 8025, "smtp": 1025}, links=(("mail UI", ""),)),
+    # Alertmanager's outbound relay to the sink; it can be made to say "try again later".
+    Service("relay", relay, {"relay": 2525}),
     Service("runbooks", runbooks, {"runbooks": 8088}, links=(("runbooks", f"/{RUNBOOK}"),), image="app"),
-    # Before Alertmanager, whose webhooks it receives; it mails through the sink.
+    # Before Alertmanager, whose webhooks it receives; it mails the sink directly, never through the relay.
     Service("deadman", deadman, {"deadman": 9099}, links=(("dead man's switch", "/metrics"),), scrape_job="deadman",
             image="app"),
     # The HA profile: a 3-peer gossip cluster (web 9093, 9193, 9293; gossip 9094, 9194, 9294).

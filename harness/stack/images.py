@@ -101,6 +101,7 @@ SPECS = {
         Spec("frontdoor-exporter", "nginx/nginx-prometheus-exporter:0.11.0", RECIPES / "frontdoor-exporter"),
         Spec("probe", "prom/blackbox-exporter:v0.23.0", RECIPES / "probe"),
         Spec("frontdoor-log", None, RECIPES / "frontdoor-log"),
+        Spec("relay", None, RECIPES / "relay"),
         Spec("mailsink", "mailhog/mailhog:v1.0.1", RECIPES / "mailsink", prepare=_npm_ci),
         Spec("redis-exporter", "oliver006/redis_exporter:v1.45.0", RECIPES / "redis-exporter"),
         Spec("postgres-exporter", "quay.io/prometheuscommunity/postgres-exporter:v0.11.1",
