@@ -112,6 +112,8 @@ class Scenario:
     switch_trips_on: str = "expiry"
     # The scrape job whose next scrape is the first that can see the fault, when the alert reads several.
     scraped: str | None = None
+    # A disk of Postgres's own, of this size ("256m"), for a fault that fills it (the stack's postgres_disk).
+    postgres_disk: str | None = None
 
     def bound(self, spec: config.AlertSpec) -> float:
         """Latest the email may arrive: what the configuration implies, plus what the fault adds by design."""
@@ -845,7 +847,9 @@ def drill_on_its_own_stack(scenario: Scenario, run: int = 1, running: Stack | No
     """One drill on a fresh stack of its own (or on a running one); a failed drill leaves its containers' logs."""
     name = scenario.name if run == 1 else f"{scenario.name}-{run}"
     threading.current_thread().name = name  # progress lines of drills side by side carry it
-    stack = running or Stack(ha=scenario.ha)
+    # A scenario that needs a disk of Postgres's own runs on a fresh stack, never on one it would fill the host's disk of.
+    stack = running if running and not scenario.postgres_disk else Stack(ha=scenario.ha,
+                                                                          postgres_disk=scenario.postgres_disk)
     try:
         with stack:  # the drill restores its fault before the stack goes
             record = Drill(stack, phase).run(scenario, run)

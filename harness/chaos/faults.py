@@ -314,6 +314,47 @@ class Defer(Fault):
         return Bite(code == 451, f"the mail relay answered a recipient {code} {answer.decode(errors='replace')}")
 
 
+class FillPostgresDisk(Fault):
+    """Fill Postgres's data disk with one file, to the last byte, and delete the file again.
+
+    Only a disk of Postgres's own (the stack's postgres_disk, a size-limited tmpfs): on any other,
+    the file would fill the host's. A checkpoint on a full disk stops Postgres (PANIC: it cannot
+    write its checkpoint files), which pages as PostgresDown: a checkpoint just before the fill
+    keeps the next timed one checkpoint_timeout (5 min) away, past the drill's fault, so that the
+    drill judges what a full disk does to writes.
+    """
+
+    kind = "resource"
+    FILE = "chaos-fill"
+
+    def __init__(self, disk: str, words: str = ""):
+        self.disk = disk
+        self.words = words or "fill Postgres's data disk"
+
+    def _run(self, stack: Stack, command: str) -> str:
+        result = stack.running["postgres"].exec_run(["sh", "-c", command])
+        if result.exit_code != 0:
+            raise RuntimeError(f"{command!r} in postgres failed ({result.exit_code}): "
+                               f"{result.output.decode(errors='replace').strip()}")
+        return result.output.decode(errors="replace")
+
+    def inject(self, stack: Stack) -> None:
+        if not stack.postgres_disk:
+            raise RuntimeError(f"stack {stack.name}: Postgres has no disk of its own to fill")
+        with psycopg.connect(stack.database_url, autocommit=True) as connection:
+            connection.execute("CHECKPOINT")
+        # dd writes until the disk refuses it ("No space left on device"): that is its purpose here.
+        self._run(stack, f"dd if=/dev/zero of={self.disk}/{self.FILE} bs=1M 2>/dev/null; test -s {self.disk}/{self.FILE}")
+
+    def restore(self, stack: Stack) -> None:
+        self._run(stack, f"rm -f {self.disk}/{self.FILE}")
+
+    def bite(self, stack: Stack) -> Bite:
+        """The disk's free bytes, as the kernel counts them (df)."""
+        free, size = self._run(stack, f"df -B1 --output=avail,size {self.disk} | tail -n 1").split()
+        return Bite(int(free) == 0, f"Postgres's disk has {free} bytes free of {size}")
+
+
 class Change(Fault):
     """Something shipped or done to a running service, and its undo: a migration, a rules deploy, a signal."""
 

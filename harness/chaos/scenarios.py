@@ -11,6 +11,7 @@ from harness.chaos.faults import (
     Blackhole,
     Change,
     Defer,
+    FillPostgresDisk,
     Fault,
     Freeze,
     HoldConnections,
@@ -28,6 +29,7 @@ from harness.chaos.faults import (
 from harness.config.promises import DEADMAN
 from harness.stack import (
     ALERTMANAGER_PEER_TIMEOUT,
+    POSTGRES_DISK,
     PROMETHEUS_ALERTMANAGER_TIMEOUT,
     PROMETHEUS_RESEND_DELAY,
     Stack,
@@ -349,6 +351,26 @@ POSTGRES_CONNECTIONS_EXHAUSTED = Scenario(
     silent=("PostgresDown", "PostgresNotAnswering", "HighErrorRate", "ServiceDown"),
 )
 
+# Postgres's data disk filled under traffic. A write fails only once it needs a new page: the
+# creates go on into the pages of links and its indexes that still have room, at most this long.
+PAGE_ROOM = 10.0
+POSTGRES_DISK_FULL = Scenario(
+    name="postgres_disk_full",
+    alert="PostgresDiskFull",
+    fault=FillPostgresDisk(POSTGRES_DISK, words="fill Postgres's data disk to the last byte under traffic (a file "
+                                                "written until the disk refuses it)"),
+    postgres_disk="256m",
+    traffic=1,
+    extra_delay=PAGE_ROOM,
+    extra_delay_why="the creates that still fit the pages with room left: the first that needs a new page fails",
+    # Creates fail, reads go on; Postgres answers, so neither pg_up nor the app's breaker says it is down.
+    answered=("503", "302"),
+    inhibited=("HighErrorRate",),
+    # Only creates fail: the budget burns slower than its windows' total outage; it may mail after the restore.
+    collateral=BUDGET_BURN,
+    silent=("PostgresDown", "PostgresNotAnswering", "ServiceDown"),
+)
+
 ALERTMANAGER_FROZEN = Scenario(
     name="alertmanager_frozen",
     alert=DEADMAN,
@@ -542,7 +564,7 @@ SCENARIOS = {
     scenario.name: scenario
     # Longest first: side by side, the set ends soonest.
     for scenario in (SHORT_OUTAGE, ROLLING_RESTART, SCHEMA_MIGRATION, DOUBLE_TRAFFIC, SLOW_CLIENTS,
-                     ALERTMANAGER_BLACKHOLED, POSTGRES_CONNECTIONS_EXHAUSTED, POSTGRES_DOWN, POSTGRES_FROZEN, POSTGRES_BLACKHOLED,
+                     ALERTMANAGER_BLACKHOLED, POSTGRES_CONNECTIONS_EXHAUSTED, POSTGRES_DOWN, POSTGRES_DISK_FULL, POSTGRES_FROZEN, POSTGRES_BLACKHOLED,
                      *HA_SCENARIOS.values(), PROMETHEUS_DOWN, ERROR_BUDGET_BURN, ALERTMANAGER_RESTART,
                      PROMETHEUS_RESTART, HIGH_LATENCY, HIGH_ERROR_RATE, WATCHDOG, REDIS_DOWN, REDIS_FROZEN,
                      REDIS_BLACKHOLED, SERVICE_DOWN, APP_FROZEN, FRONTDOOR_DOWN, FRONTDOOR_FROZEN, ALERTMANAGER_FROZEN,

@@ -66,6 +66,9 @@ PROMETHEUS_RESEND_DELAY = "1m"
 DEADMAN_GRACE = "15s"
 DEADMAN = config.ROOT / "harness" / "deadman.py"  # the switch's code, mounted into the app's image
 RELAY = config.ROOT / "harness" / "relay.py"  # the mail relay's code, mounted into its image
+# Where a stack with a disk of its own for Postgres mounts it, and where Postgres keeps its data on it.
+POSTGRES_DISK = "/var/lib/postgresql/disk"
+POSTGRES_DATA = f"{POSTGRES_DISK}/data"
 
 
 def deadman_silence() -> float:
@@ -183,7 +186,7 @@ class Stack:
     """One running copy of the shortener and its incident-response stack."""
 
     def __init__(self, services: tuple[str, ...] | None = None, usual_ports: bool = False, name: str | None = None,
-                 environ: Mapping[str, str] = os.environ, ha: bool = False):
+                 environ: Mapping[str, str] = os.environ, ha: bool = False, postgres_disk: str | None = None):
         chosen = services or CORE
         unknown = set(chosen) - set(SERVICES)
         if unknown:
@@ -191,6 +194,9 @@ class Stack:
         self.services = tuple(name for name in SERVICES if name in chosen)  # in start order
         self.name = name or f"drill-{secrets.token_hex(3)}"
         self.ha = ha  # the HA profile: each replicated service runs as its Replicas say
+        # A disk of its own for Postgres's data, of this size ("256m"): a tmpfs, which docker empties when the
+        # container stops, so only for a stack whose Postgres is never stopped. None: the container's own.
+        self.postgres_disk = postgres_disk
         # Each running copy of a service, in start order: the first is named as its service.
         self.instances: dict[str, str] = {
             instance: name for name in self.services
@@ -425,12 +431,16 @@ def _ready_http(port: int, path: str):
 
 def postgres(stack: Stack) -> HostContainer:
     port = stack.ports["postgres"]
-    return (
+    container = (
         _container(stack, "postgres")
         .with_envs(POSTGRES_USER=DATABASE, POSTGRES_PASSWORD=stack.postgres_password, POSTGRES_DB=DATABASE)
         .with_command(["postgres", "-c", f"port={port}", "-c", "listen_addresses=127.0.0.1"])
         .ready_when(PostgresReady(stack).with_startup_timeout(STARTUP_TIMEOUT))
     )
+    if stack.postgres_disk:
+        container.tmpfs[POSTGRES_DISK] = f"size={stack.postgres_disk},mode=1777"  # Docker's tmpfs mount options
+        container.with_env("PGDATA", POSTGRES_DATA)
+    return container
 
 
 def redis(stack: Stack) -> HostContainer:

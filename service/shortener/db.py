@@ -15,6 +15,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from . import metrics
 from .dependency import CircuitBreaker, DependencyState
 from .errors import ApiError
 
@@ -180,6 +181,13 @@ class Database:
             # This transaction lost (a deadlock, a serialization failure) or its statement ran past
             # statement_timeout (a lock, a slow query): Postgres answered, so the breaker stays
             # closed. Tripping it would fail every call of this worker for a while.
+            raise DatabaseUnavailable(str(exc)) from exc
+        except errors.DiskFull as exc:
+            # Postgres cannot extend a file for want of disk: the write failed and was rolled back.
+            # Postgres answered and reads go on: the breaker stays closed; the refusal is counted
+            # (PostgresDiskFull pages on it).
+            metrics.DISK_FULL.inc()
+            log.error("postgres refused a write: its disk is full", extra={"detail": str(exc).strip()})
             raise DatabaseUnavailable(str(exc)) from exc
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             # A value of the request that Postgres refuses, or cannot hand back: the client's to

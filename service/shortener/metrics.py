@@ -57,6 +57,15 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="livemostrecent",
 )
+# Postgres's own refusals of a call it answered (its SQLSTATE's condition, in psycopg's class
+# name): not an outage of Postgres, and no breaker opens on them. Each known one is there at 0
+# from the start, so that its first refusal is an increase.
+DATABASE_REFUSALS = Counter(
+    "shortener_database_refusals_total",
+    "Calls Postgres answered with an error of its own, by error (DiskFull: it cannot write for want of disk).",
+    ["error"],
+)
+DISK_FULL = DATABASE_REFUSALS.labels(error="DiskFull")
 # The default process collector reports only the scraping worker under
 # multiprocess mode; these two are summed over all workers instead.
 PROCESS_MEMORY = Gauge(

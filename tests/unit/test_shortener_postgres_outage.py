@@ -108,3 +108,32 @@ def test_a_locked_table_is_a_bounded_503_and_not_an_outage(make_app, database_ur
     assert not app.extensions["shortener.db"].breaker.is_open
     assert client.post("/shorten", json={"url": "https://example.org/n"}).status_code == 201
 
+
+
+def test_a_full_disk_fails_writes_with_a_counted_503_and_reads_go_on(make_app, database_url):
+    import psycopg
+    from prometheus_client import REGISTRY
+
+    def refused() -> float:
+        return REGISTRY.get_sample_value("shortener_database_refusals_total", {"error": "DiskFull"}) or 0.0
+
+    client = make_app().test_client()
+    created = client.post("/shorten", json={"url": "https://example.org/disk"})
+    assert created.status_code == 201
+    code, before = created.get_json()["code"], refused()
+    # Postgres's own answer to a write it cannot extend a file for (SQLSTATE 53100), without filling a disk.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$")
+        conn.execute("CREATE TRIGGER disk_full BEFORE INSERT ON links FOR EACH ROW EXECUTE FUNCTION disk_full()")
+        try:
+            assert_error(client.post("/shorten", json={"url": "https://example.org/full"}), 503,
+                         "database_unavailable")
+            assert refused() == before + 1
+            # Postgres answered: not an outage. Reads go on.
+            assert not client.application.extensions["shortener.db"].breaker.is_open
+            assert client.get(f"/api/links/{code}").status_code == 200
+        finally:
+            conn.execute("DROP TRIGGER disk_full ON links")
+            conn.execute("DROP FUNCTION disk_full()")
+    assert client.post("/shorten", json={"url": "https://example.org/room"}).status_code == 201
