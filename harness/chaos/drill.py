@@ -201,15 +201,16 @@ class Drill:
         return record
 
     def steady_state(self, traffic: Traffic | None) -> None:
-        """Every target up, traffic seen (if any), the Watchdog firing and active, no other alert, an empty inbox."""
-        wanted = ["min(up) == 1"]
-        if traffic:
-            wanted.append(f"{signals.REQUEST_RATE} > 0")
+        """Every target scraped and up, traffic seen (if any), the Watchdog firing and active, no other alert, an empty
+        inbox. Every target, not `min(up) == 1`: a target not scraped yet has no `up` at all, and a drill on it could
+        neither place its fault in the scrape cycle nor say that the target was up before it."""
+        wanted = [f"{signals.REQUEST_RATE} > 0"] if traffic else []
         wait_until(
-            "every scrape target up" + (", traffic in the metrics" if traffic else "")
+            "every scrape target scraped and up" + (", traffic in the metrics" if traffic else "")
             + " and the Watchdog firing, no other alert pending or firing",
-            lambda: ([bool(self.prometheus.query(expr)) for expr in wanted], self.prometheus.alert_states()),
-            done=lambda seen: all(seen[0]) and seen[1] == {WATCHDOG: "firing"},
+            lambda: (self.prometheus.targets_not_up(), [bool(self.prometheus.query(expr)) for expr in wanted],
+                     self.prometheus.alert_states()),
+            done=lambda seen: not seen[0] and all(seen[1]) and seen[2] == {WATCHDOG: "firing"},
             timeout=STEADY_TIMEOUT,
             hint="the stack is not healthy before the fault: see the saved container logs",
         )

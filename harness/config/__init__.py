@@ -76,16 +76,16 @@ class AlertSpec:
     by_switch: bool = False  # mailed by the dead man's switch (its /relay webhook), not by Alertmanager's email
 
     @property
-    def bound(self) -> float:
-        """Latest the firing email may arrive after the fault, as the configuration implies."""
-        return (self.window_s + self.for_s + self.scrape_interval + self.evaluation_interval + self.group_wait
-                + DELIVERY_SLACK)
-
-    @property
     def pending_by(self) -> float:
         """Latest the alert can first be seen pending after its expression's inputs last changed: the window to fill
         (or drain), a scrape to take the sample, an evaluation to read it. Not pending by then, it never emails."""
         return self.window_s + self.scrape_interval + self.evaluation_interval
+
+    @property
+    def bound(self) -> float:
+        """Latest the firing email may arrive after the fault, as the configuration implies: pending, then for:,
+        then the group's wait and the delivery."""
+        return self.pending_by + self.for_s + self.group_wait + DELIVERY_SLACK
 
     @property
     def resolved_bound(self) -> float:

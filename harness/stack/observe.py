@@ -45,6 +45,12 @@ class Prometheus:
         """The range vector of a PromQL expression between two Unix times."""
         return self._get("/api/v1/query_range", query=expr, start=start, end=end, step=step)["result"]
 
+    def targets_not_up(self) -> list[str]:
+        """Each active target that is not up, as "job instance health": failing, or not scraped yet ("unknown")."""
+        return [f"{target['labels'].get('job')} {target['labels'].get('instance')} {target.get('health')}"
+                for target in self._get("/api/v1/targets", state="active")["activeTargets"]
+                if target.get("health") != "up"]
+
     def last_scrape(self, job: str) -> tuple[float, float] | None:
         """When (Unix time) the job's first target was last scraped, and how long that took; None before a first scrape."""
         for target in self._get("/api/v1/targets", state="active")["activeTargets"]:

@@ -67,6 +67,17 @@ def test_a_stopped_replica_leaves_the_others_to_say_and_none_answering_is_an_err
         Prometheus(_refused(), _refused()).alert_states()
 
 
+def test_a_target_not_scraped_yet_is_not_up():
+    server = _api({"/api/v1/targets": {"activeTargets": [
+        {"labels": {"job": "app", "instance": "127.0.0.1:8000"}, "health": "up"},
+        {"labels": {"job": "probe", "instance": "127.0.0.1:9115"}, "health": "unknown"},
+        {"labels": {"job": "redis", "instance": "127.0.0.1:9121"}, "health": "down"}]}})
+    try:
+        assert Prometheus(_url(server)).targets_not_up() == ["probe 127.0.0.1:9115 unknown", "redis 127.0.0.1:9121 down"]
+    finally:
+        server.shutdown()
+
+
 def test_the_last_scrape_and_evaluation_are_read_in_unix_time_with_their_nanoseconds():
     server = _api({
         "/api/v1/targets": {"activeTargets": [
