@@ -24,7 +24,7 @@ from harness.chaos.faults import (
     TableLock,
     remove_leftover_rules,
 )
-from harness.stack import Stack, render_prometheus_files
+from harness.stack import POSTGRES_DISK, Stack, render_prometheus_files
 
 
 def _lock_holders(database_url: str) -> int:
@@ -179,3 +179,28 @@ def test_the_restore_undoes_every_fault_but_those_a_step_undoes_after_the_resolv
     assert scenario.undone_at_restore == (app, mail)
     Step("active", "start the mail after a while", mail, undo=True, after=0.01).act(None)
     assert log == ["restore mail"]
+
+
+def test_a_full_postgres_disk_refuses_writes_keeps_reads_and_is_undone():
+    disk = faults.FillPostgresDisk(POSTGRES_DISK)
+    with Stack(services=("postgres",), postgres_disk="64m") as stack, \
+            psycopg.connect(stack.database_url, autocommit=True) as connection:
+        connection.execute("CREATE TABLE links (code text PRIMARY KEY, url text NOT NULL)")
+        connection.execute("INSERT INTO links VALUES ('kept', 'https://example.org/kept')")
+        disk.inject(stack)
+        try:
+            bite = disk.bite(stack)
+            assert bite.bit, bite.evidence
+            with pytest.raises(psycopg.errors.DiskFull):
+                for number in range(10_000):  # the first write that needs a new page
+                    connection.execute("INSERT INTO links VALUES (%s, %s)", (f"c{number}", "https://example.org/"))
+            assert connection.execute("SELECT url FROM links WHERE code = 'kept'").fetchone() == ("https://example.org/kept",)
+        finally:
+            disk.restore(stack)
+        assert not disk.bite(stack).bit
+        connection.execute("INSERT INTO links VALUES ('after', 'https://example.org/after')")
+
+
+def test_a_disk_is_filled_only_where_postgres_has_one_of_its_own():
+    with pytest.raises(RuntimeError, match="no disk of its own"):
+        faults.FillPostgresDisk(POSTGRES_DISK).inject(SimpleNamespace(name="shared", postgres_disk=None))
