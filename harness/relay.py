@@ -3,9 +3,14 @@
 As a team's outbound relay stands between Alertmanager and the inboxes, this one stands between
 Alertmanager and the mail sink. It queues nothing: it answers 250 to a message only once the
 next hop has taken it, so it never loses what it took, and when the next hop fails it answers
-451 and the sender keeps the message. A drill makes it defer every recipient with 451 (SIGUSR1),
-as a relay does that is rate limiting, greylisting or out of spool space, and take mail again
-(SIGUSR2). The dead man's switch mails the sink directly, never through it.
+451 and the sender keeps the message. It asks the next hop about each recipient before it takes
+it (a callout, as Postfix's reject_unverified_recipient does), so that a next hop that is down
+is refused at RCPT: Alertmanager before 0.28 ignores the answer at the end of DATA
+(prometheus/alertmanager#4005) and would count a message refused there as sent.
+
+A drill makes it defer every recipient with 451 (SIGUSR1), as a relay does that is rate
+limiting, greylisting or out of spool space, and take mail again (SIGUSR2). The dead man's
+switch mails the sink directly, never through it.
 
 It runs on Debian's python3-aiosmtpd (its own image): aiosmtpd serves SMTP, smtplib passes on.
 """
@@ -22,6 +27,7 @@ import threading
 from aiosmtpd.controller import Controller
 
 DEFERRED = "451 4.3.2 Relay deferring mail: try again later"
+NEXT_HOP_DOWN = "451 4.4.1 Next hop not answering: try again later"
 NEXT_HOP_FAILED = "451 4.4.1 Next hop did not take the message: try again later"
 NEXT_HOP_TIMEOUT = 10.0  # seconds the relay waits for the sink before it answers 451
 
@@ -51,8 +57,25 @@ class Relay:
             self.deferred += 1
             log.info("deferred %s", address)
             return DEFERRED
+        try:
+            code, answer = await asyncio.to_thread(self._ask, envelope.mail_from, address)
+        except (OSError, smtplib.SMTPException) as error:
+            log.warning("the next hop did not answer for %s: %s", address, error)
+            return NEXT_HOP_DOWN
+        if code != 250:
+            log.warning("the next hop refused %s: %d %s", address, code, answer.decode(errors="replace"))
+            return f"{code} {answer.decode(errors='replace')}"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def _ask(self, sender: str, address: str) -> tuple[int, bytes]:
+        """The next hop's answer to this recipient, asked in a session of its own and then let go."""
+        with smtplib.SMTP(*self.next_hop, timeout=NEXT_HOP_TIMEOUT) as client:
+            client.ehlo_or_helo_if_needed()
+            client.mail(sender)
+            answer = client.rcpt(address)
+            client.rset()
+        return answer
 
     async def handle_DATA(self, server, session, envelope) -> str:
         try:

@@ -71,16 +71,28 @@ def test_deferring_it_answers_451_to_every_recipient_and_takes_mail_again_once_t
     assert len(kept.messages) == 1
 
 
-def test_a_next_hop_that_fails_gets_451_back_to_the_sender_who_keeps_the_message(inbox):
+def test_a_next_hop_that_is_down_gets_each_recipient_451_before_any_data():
+    # At RCPT, not at the end of DATA: Alertmanager before 0.28 ignores the answer there
+    # (prometheus/alertmanager#4005) and would count the page as sent.
     handler = relay.Relay(f"127.0.0.1:{free_port()}")  # nothing listens there
     controller = relay.serve(f"127.0.0.1:{free_port()}", handler)
     try:
-        with pytest.raises(smtplib.SMTPDataError) as failed:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
             _mail(controller.port)
     finally:
         controller.stop()
-    assert failed.value.smtp_code == 451
+    assert refused.value.recipients == {"oncall@shortener.example": (451, relay.NEXT_HOP_DOWN[4:].encode())}
     assert handler.relayed == 0
+
+
+def test_a_next_hop_that_fails_after_the_recipients_gets_451_back_to_the_sender_who_keeps_the_message(relayed):
+    handler, port, kept = relayed
+    handler.next_hop = ("127.0.0.1", free_port())  # gone between the recipients and the data
+    handler._ask = lambda sender, address: (250, b"OK")
+    with pytest.raises(smtplib.SMTPDataError) as failed:
+        _mail(port)
+    assert failed.value.smtp_code == 451
+    assert (kept.messages, handler.relayed) == ([], 0)
 
 
 def test_alertmanager_mails_through_the_relay_and_the_switch_mails_the_sink_itself(tmp_path):
