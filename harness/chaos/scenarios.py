@@ -11,8 +11,8 @@ from harness.chaos.faults import (
     Blackhole,
     Change,
     Defer,
-    FillPostgresDisk,
     Fault,
+    FillPostgresDisk,
     Freeze,
     HoldConnections,
     SlowClients,
@@ -160,39 +160,42 @@ ALERTMANAGER_RESTART = Scenario(
     may_notify=(DEADMAN,),
 )
 
-_MAIL_AND_APP = Stop("mailsink", "app", words="stop the app and the mail sink; the sink comes back 10 s after "
-                                               "Alertmanager's first attempt")
-MAILSINK_DOWN = Scenario(
-    name="mailsink_down",
-    alert="ServiceDown",
-    fault=_MAIL_AND_APP,
-    steps=(Step("active", f"keep the mail sink down {MAIL_OUTAGE:.0f} s more, then start it", Stop("mailsink"), undo=True, after=MAIL_OUTAGE),),
-    extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
-    extra_delay_why="mail outage and Alertmanager retry back-off",
-    proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
-                what="Alertmanager's attempts failed: the relay could not pass them on to the stopped sink"),
-    recovered=APP_UP,
-    meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch once the sink is back
-)
 
-# The relay says "try again later" while an incident pages: Alertmanager retries, on-call gets the
-# page once (alertmanager#4108: duplicates during retries), and the switch, which mails the sink
-# by its own path, tells on-call meanwhile that Alertmanager's email is failing.
+def _mail_blocked(name: str, fault: Fault, blocked: Fault, opened: str, what: str) -> Scenario:
+    """The app stopped while the way from Alertmanager to the inbox is broken (`blocked`, put in place with `fault`),
+    until MAIL_OUTAGE s after Alertmanager's first attempt (`opened`, in words): on-call gets the page once, after
+    Alertmanager's retries, and the dead man's switch, which mails the sink by its own path, mails
+    AlertmanagerEmailFailing."""
+    return Scenario(
+        name=name,
+        alert="ServiceDown",
+        fault=fault,
+        steps=(Step("active", opened, blocked, undo=True, after=MAIL_OUTAGE),),
+        extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
+        extra_delay_why="the mail path's outage and Alertmanager's retry back-off",
+        proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
+                    what=what),
+        recovered=APP_UP,
+        meta=("AlertmanagerEmailFailing",),
+    )
+
+
+MAILSINK_DOWN = _mail_blocked(
+    "mailsink_down",
+    Stop("mailsink", "app", words="stop the app and the mail sink; the sink comes back 10 s after Alertmanager's "
+                                  "first attempt"),
+    Stop("mailsink"), f"keep the mail sink down {MAIL_OUTAGE:.0f} s more, then start it",
+    what="Alertmanager's attempts failed: the relay could not pass them on to the stopped sink")
+
+# The relay says "try again later" while an incident pages: Alertmanager retries, and on-call must
+# get the page once (alertmanager#4108: duplicates during retries).
 DEFER_MAIL = Defer()
-RELAY_DEFERRING = Scenario(
-    name="relay_deferring",
-    alert="ServiceDown",
-    fault=Together(DEFER_MAIL, STOP_APP, words="the mail relay says \"try again later\" (451) to every recipient; "
-                                               "stop the app: the page must wait for the relay"),
-    steps=(Step("active", f"the relay defers {MAIL_OUTAGE:.0f} s more, then takes mail again", DEFER_MAIL, undo=True,
-                after=MAIL_OUTAGE),),
-    extra_delay=MAIL_OUTAGE + ALERTMANAGER_RETRY_SLACK,
-    extra_delay_why="the relay's deferral and Alertmanager's retry back-off",
-    proof=Proof("alertmanager", "alertmanager_notification_requests_failed_total", (("integration", "email"),),
-                what="Alertmanager's attempts were deferred by the relay"),
-    recovered=APP_UP,
-    meta=("AlertmanagerEmailFailing",),  # mailed by the dead man's switch, straight to the sink
-)
+RELAY_DEFERRING = _mail_blocked(
+    "relay_deferring",
+    Together(DEFER_MAIL, STOP_APP, words="the mail relay says \"try again later\" (451) to every recipient; stop the "
+                                         "app: the page must wait for the relay"),
+    DEFER_MAIL, f"the relay defers {MAIL_OUTAGE:.0f} s more, then takes mail again",
+    what="Alertmanager's attempts were deferred by the relay")
 
 WATCHDOG = Scenario(
     name="watchdog",

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.controller import Controller
 
-from harness import relay, stack
+from harness import config, relay, stack
 from tests.unit.shortener_server import free_port
 
 
@@ -102,6 +102,6 @@ def test_alertmanager_mails_through_the_relay_and_the_switch_mails_the_sink_itse
     relay_command = stack.SERVICES["relay"].container(running).command
     assert relay_command == [f"--listen={running.address('relay')}", f"--next-hop={running.address('smtp')}"]
     stack.SERVICES["alertmanager"].run(running, "alertmanager")
-    rendered = stack.config.load(tmp_path / "alertmanager" / "alertmanager.yml")
+    rendered = config.load(tmp_path / "alertmanager" / "alertmanager.yml")
     assert rendered["global"]["smtp_smarthost"] == running.address("relay")
     assert f"--smtp={running.address('smtp')}" in stack.SERVICES["deadman"].container(running).command
