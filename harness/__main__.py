@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(ha), as <name>_ha; the HA scenarios always run on it (default: %(default)s)")
     for name, scenario in SCENARIOS.items():
         drills.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true",
-                            help=f"{scenario.alert}: {scenario.fault.words}")
+                            help=f"{scenario.alert}: {scenario.fault.words}".replace("%", "%%"))  # argparse formats help with %
     redraws = commands.add_parser("report", help=redraw.__doc__)
     redraws.add_argument("path", type=Path, nargs="?", default=report.LATEST / "report.json")
     redraws.add_argument("--example", action="store_true",

@@ -34,6 +34,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         statement_timeout_ms=app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
         max_size=app.config["DATABASE_POOL_MAX_SIZE"],
         backoff_seconds=app.config["DATABASE_BACKOFF_SECONDS"],
+        breaker_failures=app.config["DATABASE_BREAKER_FAILURES"],
     )
     app.extensions["shortener.cache"] = Cache(
         app.config["REDIS_URL"],

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import metrics
 from .dependency import CircuitBreaker, DependencyState
@@ -108,6 +108,7 @@ class Database:
         statement_timeout_ms: int,
         max_size: int,
         backoff_seconds: float = 2.0,
+        breaker_failures: int = 1,
     ):
         self.url = url
         self.deadline_seconds = deadline_seconds
@@ -117,10 +118,11 @@ class Database:
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
         self.state = DependencyState("postgres")
-        # While Postgres is known down, requests fail fast (503, or the cache)
-        # instead of each waiting out its deadline; one request per interval
-        # tries again, so recovery needs no restart.
-        self.breaker = CircuitBreaker(backoff_seconds)
+        # While Postgres is known down (breaker_failures calls in a row failed), requests fail
+        # fast (503, or the cache) instead of each waiting out its deadline; one request per
+        # interval tries again, so recovery needs no restart.
+        self.breaker = CircuitBreaker(backoff_seconds, breaker_failures)
+        self._probe_next = False  # the next call tries a direct connect first (see the failure below)
 
     def _open_pool(self) -> ConnectionPool:
         # Opened on first use, not at import or create_app: Gunicorn forks
@@ -159,7 +161,7 @@ class Database:
                    background: bool = False) -> Iterator[psycopg.Connection]:
         """Lend a connection for one call, over within `seconds` (the deadline); every failure becomes an ApiError.
 
-        probe=False skips the direct connect tried after an outage: libpq gives a connect at
+        probe=False skips the direct connect tried after a refusal: libpq gives a connect at
         least 2 s, more than a caller in a hurry (the readiness probe) may wait. A background
         call (the click flush) that runs out of time does not open the breaker: users' own calls
         judge whether Postgres answers them in time.
@@ -169,7 +171,7 @@ class Database:
         deadline = time.monotonic() + (self.deadline_seconds if seconds is None else seconds)
         token = _DEADLINE.set(deadline)
         try:
-            if probe and self.state.is_up is False:
+            if probe and (self.state.is_up is False or self._probe_next):
                 self._probe()
             with self._open_pool().connection(timeout=deadline - time.monotonic()) as conn:
                 yield conn
@@ -202,9 +204,21 @@ class Database:
                 # calls at once that would have had their own deadline.
                 raise DatabaseUnavailable("no answer in time") from exc
             # Unreachable, refused, or silent past the deadline (the pool's errors are
-            # OperationalErrors too). Logged once per outage by the state, not once per request.
-            self.breaker.failed()
-            self.state.mark_down(exc)
+            # OperationalErrors too). Postgres is taken for down once the breaker opens: logged
+            # once per outage by the state, not once per request. A failure short of that (a
+            # lossy way to Postgres loses a call now and then) is logged on its own.
+            # The next call tries a direct connect first when this one was refused or reset before its
+            # deadline, or found no connection in the pool: a Postgres that refuses fails that connect at
+            # once, where the pool would wait its timeout. Not after a call that missed its deadline on a
+            # connection it had: on a hang a connect waits as long, and a lossy way loses one of a
+            # handshake's dozen packets more often than one of a query's few.
+            self._probe_next = isinstance(exc, PoolTimeout) or time.monotonic() < deadline
+            if self.breaker.failed():
+                self.state.mark_down(exc)
+            else:
+                log.warning("a call to postgres failed: %s (%d in a row; taken for down at %d)", str(exc).strip(),
+                            self.breaker.failures, self.breaker.threshold,
+                            extra={"dependency": "postgres", "error_type": type(exc).__name__})
             raise DatabaseUnavailable(str(exc)) from exc
         except psycopg.Error as exc:
             # A fault of this code or of the driver (InterfaceError, ProgrammingError, ...): a 503
@@ -212,6 +226,7 @@ class Database:
             log.exception("postgres call failed")
             raise DatabaseUnavailable(str(exc)) from exc
         else:
+            self._probe_next = False
             self.breaker.succeeded()
             self.state.mark_up()
         finally:

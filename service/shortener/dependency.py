@@ -55,11 +55,18 @@ class DependencyState:
 
 
 class CircuitBreaker:
-    """After a failure, report the circuit open for `backoff` seconds, then let one call try."""
+    """After `threshold` failed calls in a row, report the circuit open for `backoff` seconds, then let one call try.
 
-    def __init__(self, backoff: float, clock=time.monotonic):
+    A threshold above one tells a way to the dependency that loses a call now and then (a lossy
+    network: most calls answer, late) from one that answers none (down, hung): only the second
+    opens the circuit.
+    """
+
+    def __init__(self, backoff: float, threshold: int = 1, clock=time.monotonic):
         self.backoff = backoff
+        self.threshold = threshold
         self.clock = clock
+        self.failures = 0  # failed calls since the last one that succeeded
         self._open_until = 0.0
         self._lock = threading.Lock()
 
@@ -76,11 +83,17 @@ class CircuitBreaker:
 
     def succeeded(self) -> None:
         with self._lock:
+            self.failures = 0
             self._open_until = 0.0
 
-    def failed(self) -> None:
+    def failed(self) -> bool:
+        """Count a failed call; True when the circuit is open after it (this failure, or a probe's, opened it)."""
         with self._lock:
-            self._open_until = self.clock() + self.backoff
+            self.failures += 1
+            if self.failures >= self.threshold:
+                self._open_until = self.clock() + self.backoff
+                return True
+            return False
 
     @property
     def is_open(self) -> bool:
