@@ -31,7 +31,7 @@ DEFAULTS = {
     "DATABASE_POOL_MAX_SIZE": 4,
     # After this many users' calls to Postgres in a row failed, it is taken for down: fail fast for
     # DATABASE_BACKOFF_SECONDS before trying again. More than one: a lossy way to Postgres, which
-    # makes a call miss its deadline now and then (about 1 in 20 creates with 30 % of the packets
+    # makes a call miss its deadline now and then (3 to 5 % of creates with 35 % of the packets
     # lost), must not fail every call of the worker for a while (a 5xx storm where it is slow).
     "DATABASE_BREAKER_FAILURES": 3,
     "DATABASE_BACKOFF_SECONDS": 2.0,
