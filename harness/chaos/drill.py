@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
+import psycopg
 import requests
 
 from harness import config, host
@@ -38,6 +39,9 @@ FIRST_SEEN_STEP = 1.0  # seconds: the resolution of "when the fault first showed
 PHASES = ("worst", "random")
 PHASE_MARGIN = 0.5  # seconds after the scrape's end: its answer is in, the fault cannot be in it
 PRESSURE_EVERY = 5.0  # seconds between two readings of the host's CPU pressure
+# Each worker moves the clicks it counted in Redis to Postgres every CLICK_FLUSH_SECONDS: the
+# clicks of the end of a drill are there within a few of them.
+CLICKS_SETTLE = 5 * config.app_default("CLICK_FLUSH_SECONDS")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Scenario:
     alongside: tuple[str, ...] = ()  # fired by the same fault on their own windows: may email while it lasts, once each
     error_free: bool = False  # every request answered without a 5xx while the fault lasts
     answered: tuple[str, ...] = ()  # status patterns ("503", "5..") the traffic must have met while the fault lasted
+    clicks_lost_why: str = ""  # why clicks acknowledged (302) may go uncounted in this fault; empty: none may
     recovered: tuple[str, ...] = ()  # PromQL that must return a sample once the resolved email came
     proof: Proof | None = None
     # The pipeline watching itself: meta-alerts this fault causes. Each must be seen firing in
@@ -187,6 +192,8 @@ class Drill:
                 traffic.stop()
                 record.traffic_failures = list(traffic.failures)
                 record.links_created, record.links_lost = traffic.lost()
+                record.clicks_lost_why = scenario.clicks_lost_why
+                record.clicks_acknowledged, record.clicks_uncounted = self._clicks_uncounted(traffic.clicks())
             sampled.set()
             if pressure:
                 record.cpu_pressure_max = max(pressure)
@@ -199,6 +206,26 @@ class Drill:
         held = f" ({record.delivered})" if scenario.ha else ""
         say(f"drill {scenario.name}: {record.verdict}{held}" + "".join(f"\n  - {v}" for v in record.violations()))
         return record
+
+    def _clicks_uncounted(self, acknowledged: dict[str, int]) -> tuple[int, int | None]:
+        """The clicks the traffic was acknowledged, and how many of them Postgres does not count once every worker's
+        flusher has had its time (None: Postgres could not be asked)."""
+        def uncounted() -> int:
+            with psycopg.connect(self.stack.database_url, connect_timeout=5) as connection:
+                counted = dict(connection.execute("SELECT code, clicks FROM links WHERE code = ANY(%s)",
+                                                  (list(acknowledged),)).fetchall())
+            return sum(max(0, clicks - counted.get(code, 0)) for code, clicks in acknowledged.items())
+
+        try:
+            try:
+                missing = wait_until("every click acknowledged to be counted in Postgres", uncounted,
+                                     done=lambda missing: missing == 0, timeout=CLICKS_SETTLE)
+            except WaitTimeout:
+                missing = uncounted()
+        except psycopg.Error as error:
+            say(f"drill: the clicks counted could not be read: {error}")
+            missing = None
+        return sum(acknowledged.values()), missing
 
     def steady_state(self, traffic: Traffic | None) -> None:
         """Every target scraped and up, traffic seen (if any), the Watchdog firing and active, no other alert, an empty

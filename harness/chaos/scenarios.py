@@ -103,6 +103,8 @@ REDIS_DOWN = Scenario(
     error_free=True,
     answered=("302",),
     recovered=('redis_up{job="redis"} == 1',),
+    clicks_lost_why="Redis holds the clicks counted since the last flush (a second's worth a worker) in memory only: "
+                    "stopped, it loses them",
 )
 
 HIGH_ERROR_RATE = Scenario(

@@ -28,6 +28,7 @@ class Traffic:
         self.failures: list[str] = []  # clients that died: a drill must not mistake them for silence
         self._codes: list[str] = []
         self._created: dict[str, str] = {}  # each code answered 201, and the URL it was created for
+        self._clicks: collections.Counter[str] = collections.Counter()  # redirects answered 302 (clicks), by code
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -68,6 +69,7 @@ class Traffic:
                 else:
                     code = self._codes[turn % len(self._codes)]
                     response = session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
+                    self._clicked(code, response)
                 status = response.status_code
             except requests.RequestException:
                 status = 0
@@ -88,6 +90,7 @@ class Traffic:
                 response = session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
             except requests.RequestException:
                 return False
+            self._clicked(code, response)
             return response.status_code == 302 and response.headers.get("Location") == url
 
         with self._lock:
@@ -97,6 +100,16 @@ class Traffic:
             time.sleep(1.0)
             lost = [code for code in lost if not leads_home(code, created[code])]
         return len(created), sorted(lost)
+
+    def _clicked(self, code: str, response: requests.Response) -> None:
+        if response.status_code == 302:  # the app counts a click for each redirect it answers
+            with self._lock:
+                self._clicks[code] += 1
+
+    def clicks(self) -> dict[str, int]:
+        """The clicks the app acknowledged (each redirect answered 302), by code, this far."""
+        with self._lock:
+            return dict(self._clicks)
 
     def statuses(self, since: float, until: float | None = None) -> dict[str, int]:
         """How many requests got each status (0: no answer) between two monotonic times (until: now), by status."""

@@ -51,6 +51,9 @@ class Record:
     # shortener's p95 latency before the fault, as its latency verdict must be read.
     links_created: int = 0  # links the traffic was answered 201 for, before, during or after the fault
     links_lost: list[str] = field(default_factory=list)  # those of them that no longer lead to their URL at the end
+    clicks_acknowledged: int = 0  # redirects the traffic was answered 302 for: each a click the app counts
+    clicks_uncounted: int | None = None  # of them, those Postgres did not count at the end (None: not read)
+    clicks_lost_why: str = ""  # why the scenario may lose clicks acknowledged; empty: it may lose none
     cpu_pressure_max: float | None = None
     cpu_pressure_median: float | None = None
     healthy_p95_s: float | None = None
@@ -314,6 +317,9 @@ class Record:
         if self.links_lost:
             broken.append(f"{len(self.links_lost)} of the {self.links_created} links answered 201 no longer lead to "
                           f"their URL after the restore: {', '.join(self.links_lost[:5])}")
+        if self.clicks_uncounted and not self.clicks_lost_why:
+            broken.append(f"{self.clicks_uncounted} of the {self.clicks_acknowledged} clicks acknowledged (redirects "
+                          "answered 302) are not counted in Postgres after the restore")
         seen = self.traffic_during_fault
         if self.error_free and set(seen) - {"201", "302"}:
             broken.append(f"requests failed while the fault lasted: {seen}{self._starved()}")

@@ -83,7 +83,7 @@ after the fault: the bound {{ drill.bound_s|round|int }} s = {{ drill.bound_why 
 {{ drill.active_s }} s, email {{ drill.email_s }} s after the fault; alert gone {{ drill.recovered_s }} s and
 resolved email {{ drill.resolved_email_s }} s after the restore.
 {% endif %}{% if drill.traffic_during_fault %}<br><b>Requests answered during the fault:</b>
-{% for status, count in drill.traffic_during_fault.items() %}{{ count }} &times; {{ status }}{{ ", " if not loop.last }}{% endfor %}{% endif %}{% if drill.links_created %}<br><b>Links answered 201:</b> {{ drill.links_created }}, of which {{ drill.links_lost | length }} no longer lead to their URL at the end.{% endif %}
+{% for status, count in drill.traffic_during_fault.items() %}{{ count }} &times; {{ status }}{{ ", " if not loop.last }}{% endfor %}{% endif %}{% if drill.links_created %}<br><b>Links answered 201:</b> {{ drill.links_created }}, of which {{ drill.links_lost | length }} no longer lead to their URL at the end.{% endif %}{% if drill.clicks_acknowledged %}<br><b>Clicks acknowledged (302):</b> {{ drill.clicks_acknowledged }}, of which {{ "(not read)" if drill.clicks_uncounted is none else drill.clicks_uncounted }} not counted in Postgres at the end{% if drill.clicks_lost_why %} (may be lost: {{ drill.clicks_lost_why }}){% endif %}.{% endif %}
 </p>
 {% if breakdowns[drill.name] %}<p><b>Where the time went:</b>
 {% for step, seconds in breakdowns[drill.name] %}{{ step }} {{ seconds }} s{{ "; " if not loop.last }}{% endfor %}.</p>{% endif %}

@@ -1,5 +1,6 @@
 """The drills' background traffic: every answer counted, and every link it was answered 201 for checked at the end."""
 
+import collections
 import http.server
 import json
 import threading
@@ -8,8 +9,9 @@ import time
 from harness.chaos.traffic import Traffic
 
 
-def _shortener(links: dict[str, str]) -> http.server.HTTPServer:
-    """A stand-in shortener: creates links in `links`, redirects to them; deleting from `links` loses one."""
+def _shortener(links: dict[str, str], redirected: collections.Counter | None = None) -> http.server.HTTPServer:
+    """A stand-in shortener: creates links in `links`, redirects to them (counting each in `redirected`); deleting
+    from `links` loses one."""
     class Shortener(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -20,7 +22,10 @@ def _shortener(links: dict[str, str]) -> http.server.HTTPServer:
             self._answer(201, json.dumps({"code": code}).encode())
 
         def do_GET(self):
-            url = links.get(self.path.lstrip("/"))
+            code = self.path.lstrip("/")
+            url = links.get(code)
+            if url and redirected is not None:
+                redirected[code] += 1
             self._answer(302 if url else 404, b"", {"Location": url} if url else {})
 
         def _answer(self, status, body, headers=None):
@@ -51,5 +56,21 @@ def test_links_answered_201_that_no_longer_lead_to_their_url_are_found_lost():
         del links[gone]
         links[moved] = "https://example.org/elsewhere"
         assert traffic.lost() == (created, sorted([gone, moved]))
+    finally:
+        server.shutdown()
+
+
+def test_each_redirect_answered_302_is_a_click_acknowledged_for_its_code():
+    links: dict[str, str] = {}
+    redirected: collections.Counter[str] = collections.Counter()
+    server = _shortener(links, redirected)
+    try:
+        traffic = Traffic(f"http://127.0.0.1:{server.server_address[1]}").start()
+        time.sleep(1.0)
+        traffic.stop()
+        del links[sorted(links)[0]]  # its next visit is a 404: no click
+        traffic.lost()  # visits every link once more: a click each that still redirects
+        assert traffic.clicks() == dict(redirected)
+        assert sum(redirected.values()) > len(links)
     finally:
         server.shutdown()
