@@ -148,7 +148,13 @@ class Database:
                     kwargs={
                         "autocommit": True,
                         "connect_timeout": self.connect_timeout,
-                        "options": f"-c statement_timeout={self.statement_timeout_ms}",
+                        # A transaction whose client gave up at its deadline ends on the server too, in
+                        # as long again: its client's goodbye may never arrive (a lossy way drops it,
+                        # then the kernel gives up on the socket), and Postgres, waiting for the next
+                        # statement, held the click flush's lock for hours (every flush after it
+                        # cancelled by statement_timeout, clicks waiting in Redis).
+                        "options": f"-c statement_timeout={self.statement_timeout_ms}"
+                                   f" -c idle_in_transaction_session_timeout={int(self.deadline_seconds * 1000)}",
                         "application_name": "shortener",
                         **KEEPALIVES,
                         "tcp_user_timeout": int(self.deadline_seconds * 1000),

@@ -12,7 +12,7 @@ import uuid
 import psycopg
 import pytest
 
-from shortener.db import DatabaseUnavailable
+from shortener.db import CLICK_FLUSH_LOCK, DatabaseUnavailable
 
 
 @pytest.fixture
@@ -84,3 +84,25 @@ def test_click_batches_are_written_one_at_a_time_across_workers(links, make_app,
     with psycopg.connect(database_url) as conn:
         counted = dict(conn.execute("SELECT code, clicks FROM links WHERE code = ANY(%s)", ([first, second, third],)))
     assert counted == {first: 1, second: 1, third: 1}
+
+
+def test_a_transaction_whose_client_went_silent_ends_on_the_server_and_frees_the_flush_lock(make_app, database_url):
+    """A client that gave up at its deadline may never be heard closing: a lossy way to Postgres drops its goodbye,
+    then its kernel gives up on the socket. Postgres, waiting for the transaction's next statement, held the click
+    flush's lock for hours, and every flush after it was cancelled. It now ends such a transaction within a deadline."""
+    app = make_app(DATABASE_DEADLINE_SECONDS=1.0)
+    pool = app.extensions["shortener.db"]._open_pool()
+    silent = pool.getconn()  # the app's own connection, with the app's session settings
+    try:
+        silent.execute("BEGIN")
+        silent.execute("SELECT pg_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,))
+
+        def lock_free() -> bool:
+            with psycopg.connect(database_url, autocommit=True) as other:
+                return other.execute("SELECT pg_try_advisory_xact_lock(%s)", (CLICK_FLUSH_LOCK,)).fetchone()[0]
+
+        assert not lock_free()  # held while its transaction lives
+        time.sleep(1.0 + 0.5)  # the client says nothing more, and never closes
+        assert lock_free()
+    finally:
+        pool.putconn(silent)
