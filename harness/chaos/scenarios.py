@@ -306,7 +306,7 @@ POSTGRES_BLACKHOLED = _postgres_hangs("postgres_blackholed", Blackhole(
 # A lossy way to Postgres: a share of the packets to its port dropped at random. TCP retransmits
 # each lost one after 200 ms, then 400, 800: calls answer, late; a few miss their deadline (503),
 # short of the app's breaker, which opens only when several calls in a row fail. Measured with the
-# usual traffic: 35 % lost gives a p95 of 0.86 s and 1.6 to 2.3 % of requests 503 (30 %: 0.63 s, too near
+# usual traffic: 35 % lost gives a p95 of 0.86 s and 1.6 to 2.5 % of requests 503 (30 %: 0.63 s, too near
 # HighLatency's 0.5 s to page every time).
 POSTGRES_LOSS = 0.35
 POSTGRES_LOSSY = Scenario(
