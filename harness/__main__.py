@@ -16,7 +16,10 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 import docker  # noqa: E402
 
 from harness import coverage, mutate, report, screenshots, waiting  # noqa: E402
-from harness.chaos.drill import PHASES, Scenario, expectation, side_by_side  # noqa: E402
+from harness.chaos.drill import PHASES  # noqa: E402
+from harness.chaos.kinds import expectation  # noqa: E402
+from harness.chaos.scenario import Scenario  # noqa: E402
+from harness.chaos.suite import side_by_side  # noqa: E402
 from harness.chaos.scenarios import SCENARIOS, on_ha  # noqa: E402
 from harness.chaos.traffic import CLIENTS, Traffic  # noqa: E402
 from harness.stack import (  # noqa: E402  # noqa: E402

@@ -13,7 +13,8 @@ import pytest
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from harness import browser, host, report, waiting  # noqa: E402
-from harness.chaos.drill import PHASES, Scenario  # noqa: E402
+from harness.chaos.drill import PHASES  # noqa: E402
+from harness.chaos.scenario import Scenario  # noqa: E402
 from harness.chaos.drill_process import DrillProcess  # noqa: E402
 from harness.chaos.verdict import Record  # noqa: E402
 from harness.stack import LOG_DIR, Stack  # noqa: E402

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from harness import browser, config, report, views
-from harness.chaos.drill import Drill
+from harness.chaos.kinds import drill_of
 from harness.chaos.scenarios import SCENARIOS
 from harness.stack import Stack
 from harness.waiting import say
@@ -41,7 +41,7 @@ def take(stack: Stack, unavailable: dict[str, str], folder: Path = DOCS) -> int:
     """Drill on the stack and write every picture it can into folder; say why each other one is missing."""
     folder.mkdir(parents=True, exist_ok=True)
     say(f"screenshots: the {SCENARIO} drill on {stack.url('frontdoor')}, its camera on; then the stack's other pages")
-    record = Drill(stack).run(SCENARIOS[SCENARIO])
+    record = drill_of(SCENARIOS[SCENARIO])(stack).run(SCENARIOS[SCENARIO])
     written, missing = [], {}
     for shot in record.screenshots:
         name = FROM_DRILL[shot["view"]]

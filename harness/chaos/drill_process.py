@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from harness import stack, waiting
-from harness.chaos.drill import side_by_side
+from harness.chaos.suite import side_by_side
 from harness.chaos.scenarios import SCENARIOS
 
 ASK_EVERY = 1.0  # seconds between two looks at the other process's liveness

@@ -6,7 +6,7 @@ Whom each alert must reach, and how soon, is its promise in observability/promis
 import dataclasses
 
 from harness import config
-from harness.chaos.drill import Proof, Scenario, Step
+from harness.chaos.scenario import Proof, Scenario, Step
 from harness.chaos.faults import (
     Blackhole,
     Change,

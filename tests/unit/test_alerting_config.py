@@ -4,9 +4,9 @@ import pytest
 import yaml
 
 from harness import config, stack
-from harness.chaos import drill as drill_module
+from harness.chaos import kinds
 from harness.chaos import scenarios
-from harness.chaos.drill import expectation
+from harness.chaos.kinds import expectation
 from harness.chaos.scenarios import SCENARIOS
 from harness.config import checks, promises
 
@@ -286,7 +286,7 @@ def _stack_with_images(*names):
 
 def test_the_switchs_email_when_prometheus_stops_keeps_its_promise():
     """Prometheus's last Watchdog stays valid 4 resend delays; Alertmanager resolves it on a tick; the switch trips."""
-    floor, bound, resolved, _ = drill_module.switch_timings()
+    floor, bound, resolved, _ = kinds.switch_timings()
     resend = config.seconds(stack.PROMETHEUS_RESEND_DELAY)
     heartbeat = config.alert("Watchdog")
     valid_for = 4 * max(resend, heartbeat.evaluation_interval)  # Prometheus's endsAt of each send
@@ -315,7 +315,7 @@ def test_each_meta_alert_goes_by_a_path_that_does_not_depend_on_what_failed(aler
 
 def test_a_restarted_prometheus_sends_a_firing_alert_again_before_alertmanager_lets_it_expire():
     spec = config.alert("ServiceDown")
-    resent, held = drill_module.restart_timings(spec)
+    resent, held = kinds.restart_timings(spec)
     delay = config.seconds(stack.PROMETHEUS_RESEND_DELAY)
     assert resent == spec.scrape_interval + spec.for_s + spec.evaluation_interval + config.DELIVERY_SLACK
     assert held == 4 * max(delay, spec.evaluation_interval) - (delay + spec.evaluation_interval)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from harness import config
-from harness.chaos.drill import expectation
+from harness.chaos.kinds import expectation
 from harness.chaos.scenarios import SCENARIOS
 
 SCRIPT = config.ROOT / "scripts" / "chaos-test.sh"

@@ -6,7 +6,7 @@ from dataclasses import asdict
 import yaml
 
 from harness import config, coverage
-from harness.chaos.drill import expectation
+from harness.chaos.kinds import expectation
 from harness.chaos.scenarios import SCENARIOS
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from harness import config, stack
 from harness.chaos import scenarios
-from harness.chaos.drill import expectation
+from harness.chaos.kinds import expectation
 from harness.config import checks
 from harness.stack import SERVICES, Stack, compose, images
 from tests.unit.test_verdict import _email, _record

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from harness.chaos import faults
-from harness.chaos.drill import Scenario, Step
 from harness.chaos.faults import (
     LOCK_GAP,
     LOCK_HOLD,
@@ -24,6 +23,7 @@ from harness.chaos.faults import (
     TableLock,
     remove_leftover_rules,
 )
+from harness.chaos.scenario import Scenario, Step
 from harness.stack import POSTGRES_DISK, Stack, render_prometheus_files
 
 
