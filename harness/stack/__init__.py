@@ -89,16 +89,21 @@ ALERTMANAGER_SETTLE_TIMEOUT = "1m"
 PROMETHEUS_ALERTMANAGER_TIMEOUT = "10s"
 # Instance n (from 1) of a replicated service listens on its usual ports + PORT_STEP * (n - 1).
 PORT_STEP = 100
+# A container's weight for the CPU when the host is busy (Docker's default), and how many times
+# that a container on the path of a user's request weighs: stacks side by side on two cores
+# serve their users before they scrape, evaluate and mail (whose timings allow seconds).
+CPU_SHARES = 1024
+REQUEST_PATH_WEIGHT = 4
 
 
 class HostContainer(DockerContainer):
     """A container on the host network: its ports are the host's and its address is 127.0.0.1."""
 
     def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None,
-                 entrypoint: list[str] | None = None):
+                 entrypoint: list[str] | None = None, cpu_shares: int = CPU_SHARES):
         # Docker's arguments are given here, all at once: testcontainers' with_kwargs replaces them.
         super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})},
-                         **({"entrypoint": entrypoint} if entrypoint else {}))
+                         cpu_shares=cpu_shares, **({"entrypoint": entrypoint} if entrypoint else {}))
         self.readiness: WaitStrategy | None = None
         self.command: list[str] = []
         self.entrypoint = entrypoint or []  # instead of the image's own (the runbooks server in the app's image)
@@ -422,7 +427,12 @@ class PostgresReady(WaitStrategy):
 def _container(stack: Stack, name: str, entrypoint: list[str] | None = None, instance: str | None = None) -> HostContainer:
     image = stack.images[name]
     labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour}
-    return HostContainer(image.ref, stack.name, instance or name, labels, entrypoint)
+    return HostContainer(image.ref, stack.name, instance or name, labels, entrypoint, cpu_shares=cpu_shares(name))
+
+
+def cpu_shares(service: str) -> int:
+    """The service's weight for the CPU: a container on the path of a user's request weighs more than the others."""
+    return CPU_SHARES * (REQUEST_PATH_WEIGHT if SERVICES[service].request_path else 1)
 
 
 def _ready_http(port: int, path: str):
@@ -779,6 +789,7 @@ class Service:
     demo: bool = False  # for people to look at (upstream images only); never part of a test stack
     image: str = ""  # the image (harness/stack/images.py) it runs, when not its own
     replicas: Replicas | None = None  # how the HA profile runs it (else one instance, as in the single profile)
+    request_path: bool = False  # a user's request passes through it: it comes first for the CPU
 
     @property
     def image_name(self) -> str:
@@ -802,18 +813,18 @@ class Service:
 
 # Start order: each service's dependencies come before it (Jaeger before the app that sends it spans).
 SERVICES: dict[str, Service] = {service.name: service for service in (
-    Service("postgres", postgres, {"postgres": 5432}),
-    Service("redis", redis, {"redis": 6379}),
+    Service("postgres", postgres, {"postgres": 5432}, request_path=True),
+    Service("redis", redis, {"redis": 6379}, request_path=True),
     # The UI and query API; and the OTLP/HTTP receiver, where the app sends its spans.
     Service("jaeger", jaeger, {"jaeger": 16686, "otlp": 4318}, links=(("Jaeger", ""),), demo=True),
     # Gunicorn, behind the front door: Prometheus scrapes it directly (is a worker reachable?),
     # users never do.
-    Service("app", app, {"app": 5000}, scrape_job="app", links=(("app metrics", "/metrics"),)),
+    Service("app", app, {"app": 5000}, scrape_job="app", links=(("app metrics", "/metrics"),), request_path=True),
     # The front door's access log, counted (before the door: no answer goes uncounted).
     Service("frontdoor-log", frontdoor_log, {"frontdoor-log": 3903, "frontdoor-syslog": 9514}, scrape_job="frontdoor-log"),
     # The front door users reach (nginx); its counters on a port of their own.
     Service("frontdoor", frontdoor, {"frontdoor": 80, "frontdoor-status": 8081},
-            links=(("shortener", ""), ("shortener readiness", "/health/ready"))),
+            links=(("shortener", ""), ("shortener readiness", "/health/ready")), request_path=True),
     Service("frontdoor-exporter", frontdoor_exporter, {"frontdoor-exporter": 9113}, scrape_job="frontdoor"),
     Service("probe", probe, {"probe": 9115}, scrape_job="probe"),
     Service("redis-exporter", redis_exporter, {"redis-exporter": 9121}, scrape_job="redis"),

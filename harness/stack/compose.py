@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from harness import config
-from harness.stack import SERVICES, HostContainer, Stack, images, usual_ports_of
+from harness.stack import CPU_SHARES, SERVICES, HostContainer, Stack, cpu_shares, images, usual_ports_of
 
 PATH = config.ROOT / "docker-compose.yml"
 # The HA profile, a file of its own: two Prometheus replicas and a 3-peer Alertmanager cluster.
@@ -115,6 +115,8 @@ def _service(stack: Stack, name: str, container: HostContainer) -> dict:
             "args": {"BASE": images.UPSTREAM_BASE},
             "network": "host",  # like the harness's builds: no bridge network on these machines
         }
+    if cpu_shares(name) != CPU_SHARES:
+        service["cpu_shares"] = cpu_shares(name)
     if container.entrypoint:
         service["entrypoint"] = container.entrypoint
     if container.command:

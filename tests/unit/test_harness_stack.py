@@ -10,7 +10,7 @@ import requests
 
 from harness import __main__ as cli
 from harness import config, stack
-from harness.stack import Stack, images
+from harness.stack import CPU_SHARES, REQUEST_PATH_WEIGHT, Stack, images
 
 
 def test_a_running_stack_is_found_by_name_used_and_left_running(data_stack):
@@ -114,3 +114,11 @@ def test_the_runbooks_server_answers_every_alerts_runbook_link_with_its_section(
             response = requests.get(url, timeout=5)
             assert response.status_code == 200, (name, url)
             assert anchor in config.runbook_anchors(response.text), (name, url)
+
+
+def test_a_container_on_a_users_request_path_comes_first_for_the_cpu():
+    """Stacks side by side share two cores: Redis serves a user's request, its exporter only Prometheus."""
+    with Stack(services=("redis", "redis-exporter")) as running:
+        shares = {name: container.get_wrapped_container().attrs["HostConfig"]["CpuShares"]
+                  for name, container in running.containers.items()}
+    assert shares == {"redis": CPU_SHARES * REQUEST_PATH_WEIGHT, "redis-exporter": CPU_SHARES}
