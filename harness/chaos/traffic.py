@@ -6,12 +6,14 @@ import collections
 import itertools
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 CLIENTS = 2  # closed loop: each client waits for its answer, so a slow app is not flooded
 PAUSE = 0.05  # seconds between a client's requests
 TIMEOUT = 10.0
+CHECKERS = 4  # clients that ask for every link at the end, side by side (thousands of links: one by one took minutes)
 KINDS = ("create", "redirect")  # the usual mix: half creates, half redirects (cache hits once warm)
 
 
@@ -83,22 +85,28 @@ class Traffic:
         A link the app acknowledged must outlive any fault. One that does not answer at once is asked
         again a second later: a dependency just back may still be waking up.
         """
-        session = _direct_session()
+        sessions = threading.local()  # one per checker: a session is not shared between threads
 
-        def leads_home(code: str, url: str) -> bool:
+        def leads_home(code: str) -> bool:
+            if not hasattr(sessions, "session"):
+                sessions.session = _direct_session()
             try:
-                response = session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
+                response = sessions.session.get(f"{self.app_url}/{code}", allow_redirects=False, timeout=TIMEOUT)
             except requests.RequestException:
                 return False
             self._clicked(code, response)
-            return response.status_code == 302 and response.headers.get("Location") == url
+            return response.status_code == 302 and response.headers.get("Location") == created[code]
+
+        def not_home(codes: list[str]) -> list[str]:
+            with ThreadPoolExecutor(CHECKERS, thread_name_prefix=f"{threading.current_thread().name}-check") as pool:
+                return [code for code, home in zip(codes, pool.map(leads_home, codes)) if not home]
 
         with self._lock:
             created = dict(self._created)
-        lost = [code for code, url in created.items() if not leads_home(code, url)]
+        lost = not_home(list(created))
         if lost:
             time.sleep(1.0)
-            lost = [code for code in lost if not leads_home(code, created[code])]
+            lost = not_home(lost)
         return len(created), sorted(lost)
 
     def _clicked(self, code: str, response: requests.Response) -> None:
