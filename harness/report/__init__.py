@@ -221,7 +221,7 @@ def _cells(values: dict) -> list[str]:
 
 def _keep_screenshots(shots: list[dict], folder: Path) -> list[dict]:
     """The drill's pictures moved into the report's folder (one folder per drill), each named relative to it."""
-    kept = []
+    kept, emptied = [], set()
     for shot in shots:
         if shot["file"] and Path(shot["file"]).is_absolute():
             taken = Path(shot["file"])
@@ -229,7 +229,11 @@ def _keep_screenshots(shots: list[dict], folder: Path) -> list[dict]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(taken, target)
             shot = shot | {"file": str(target.relative_to(folder))}
+            emptied.add(taken.parent)
         kept.append(shot)
+    for camera_folder in emptied:  # the drill's folder in the camera's temporary one: both empty now
+        camera_folder.rmdir()
+        camera_folder.parent.rmdir()
     return kept
 
 

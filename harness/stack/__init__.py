@@ -14,6 +14,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import socket
 import tempfile
 import threading
@@ -55,6 +56,7 @@ SERVICE_LABEL = "shortener.service"
 # Enough to find a running stack again from another process (the chaos script on `make up`'s).
 PORTS_LABEL = "shortener.ports"
 FLAVOUR_LABEL = "shortener.flavour"
+WORKDIR_LABEL = "shortener.workdir"  # the folder the stack's configurations are rendered into, and mounted from
 
 
 # Prometheus re-sends a firing alert only this long after its last send, even when that send
@@ -197,7 +199,8 @@ class Stack:
     """One running copy of the shortener and its incident-response stack."""
 
     def __init__(self, services: tuple[str, ...] | None = None, usual_ports: bool = False, name: str | None = None,
-                 environ: Mapping[str, str] = os.environ, ha: bool = False, postgres_disk: str | None = None):
+                 environ: Mapping[str, str] = os.environ, ha: bool = False, postgres_disk: str | None = None,
+                 workdir: Path | None = None):
         chosen = services or CORE
         unknown = set(chosen) - set(SERVICES)
         if unknown:
@@ -222,7 +225,8 @@ class Stack:
         self.grafana_password = _secret(environ, "GF_SECURITY_ADMIN_PASSWORD")
         # The shortener's admin key: disabling and enabling links need a key, and none is committed.
         self.admin_key = _secret(environ, "SHORTENER_ADMIN_KEYS")
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
+        # The folder the configurations are rendered into (a running stack's own, when attached): removed with the stack.
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.workdir.chmod(0o755)  # containers run as other users and read their configs from here
         self.containers: dict[str, HostContainer] = {}  # how each service runs and when it is ready
         self.running: dict[str, docker.models.containers.Container] = {}  # each started (or found) container
@@ -239,12 +243,14 @@ class Stack:
         }
         if not found:
             return None
-        if any(PORTS_LABEL not in container.labels for container in found.values()):
+        if any(WORKDIR_LABEL not in container.labels for container in found.values()):
             raise RuntimeError(f"stack {name!r} was started by an older harness: `make down`, then `make up` again")
+        first = next(iter(found.values()))
         stack = cls(services=tuple(service for service in SERVICES if service in found), name=name,
-                    ha=bool(set(found) - set(SERVICES)))  # the HA profile's further instances
+                    ha=bool(set(found) - set(SERVICES)),  # the HA profile's further instances
+                    workdir=Path(first.labels[WORKDIR_LABEL]))
         stack.attached = True
-        stack.ports = json.loads(found[stack.services[0]].labels[PORTS_LABEL])
+        stack.ports = json.loads(first.labels[PORTS_LABEL])
         if "postgres" in found:
             env = dict(item.split("=", 1) for item in found["postgres"].attrs["Config"]["Env"])
             stack.postgres_password = env["POSTGRES_PASSWORD"]
@@ -358,7 +364,7 @@ class Stack:
             self.resume_service(name)
 
     def stop(self) -> None:
-        """Remove every container of the stack (unless it was attached to: then it is left running)."""
+        """Remove every container of the stack, then its folder (unless it was attached to: then it is left running)."""
         if self.attached:
             return
         with _handing_out:
@@ -369,6 +375,7 @@ class Stack:
             except APIError as error:
                 if error.status_code not in (404, 409):  # already removed, or being removed, e.g. by `make down`
                     raise
+        shutil.rmtree(self.workdir)
 
     def signal_service(self, name: str, signal: str) -> None:
         """Send a signal to one service's main process (HUP: Gunicorn replaces its workers one by one)."""
@@ -446,7 +453,7 @@ class PostgresReady(WaitStrategy):
 
 def _container(stack: Stack, name: str, entrypoint: list[str] | None = None, instance: str | None = None) -> HostContainer:
     image = stack.images[name]
-    labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour}
+    labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour, WORKDIR_LABEL: str(stack.workdir)}
     return HostContainer(image.ref, stack.name, instance or name, labels, entrypoint, cpu_shares=cpu_shares(name))
 
 

@@ -85,7 +85,6 @@ def test_a_test_stack_of_the_ha_profile_renders_the_same_cluster_on_its_own_port
         assert len(set(ha.ports.values())) == len(ha.ports), "two listeners of one stack on one port"
     finally:
         ha.stop()
-        shutil.rmtree(ha.workdir)
 
 
 def test_the_replicas_run_prometheus_yml_but_for_the_replica_label_and_the_peers():
@@ -126,7 +125,6 @@ def test_the_single_profile_runs_one_of_each_without_clustering():
         assert stack.prometheus_command(single)[0] == "--config.file=/etc/prometheus/prometheus.yml"
     finally:
         single.stop()
-        shutil.rmtree(single.workdir)
 
 
 def test_docker_compose_accepts_the_ha_file():
@@ -152,7 +150,6 @@ def test_the_ha_bounds_add_the_peer_wait_and_hung_peer_from_the_flags_the_cluste
         alerting = yaml.safe_load((ha.workdir / "prometheus" / config.HA_PROMETHEUS).read_text())["alerting"]
     finally:
         ha.stop()
-        shutil.rmtree(ha.workdir)
     assert scenarios.PEER_WAIT == config.seconds(timeout)
     assert scenarios.HUNG_PEER == config.seconds(alerting["alertmanagers"][0]["timeout"])
     spec = config.alert("ServiceDown")

@@ -69,7 +69,6 @@ def test_a_broken_rule_is_deployed_into_the_stacks_rules_and_rolled_back_to_the_
         assert reloads == [True, False]
     finally:
         stack.stop()
-        shutil.rmtree(stack.workdir)
 
 
 # Gray faults: each must take effect, show that it did, and leave nothing behind ----------------------

@@ -1,6 +1,5 @@
 """Finding a running stack again from another process (what the chaos script does with `make up`'s), and its ports."""
 
-import shutil
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +18,7 @@ def test_a_running_stack_is_found_by_name_used_and_left_running(data_stack):
     assert found.attached and found.services == data_stack.services
     assert (found.ports, found.database_url) == (data_stack.ports, data_stack.database_url)
     assert found.images == data_stack.images
+    assert found.workdir == data_stack.workdir  # where its Prometheus reads the rules a drill deploys
     found.pause_service("redis")
     found.resume_service("redis")  # waits until it answers again
     found.stop()
@@ -29,6 +29,7 @@ def test_a_running_stack_is_found_by_name_used_and_left_running(data_stack):
     for container in found.running.values():
         container.reload()
         assert container.status == "running"
+    assert data_stack.workdir.is_dir()
 
 
 def test_no_running_stack_of_that_name_is_none():
@@ -71,7 +72,7 @@ def test_a_usual_port_held_by_another_program_is_given_up_and_said(monkeypatch):
         assert (f"  usual port {held} (app) is taken by another program: it listens on {chosen.ports['app']} instead"
                 in cli.summary(chosen, {}, traffic=False))
     finally:
-        shutil.rmtree(chosen.workdir)
+        chosen.stop()
 
 
 def test_the_front_door_is_rendered_for_any_addresses_and_refuses_one_it_was_not_given(tmp_path):
@@ -100,8 +101,8 @@ def test_stacks_made_side_by_side_never_share_a_port_nor_take_an_ephemeral_one()
     finally:
         for each in made:
             each.stop()
-            shutil.rmtree(each.workdir)
     assert not set(ports) & stack._handed_out, "a removed stack gives its ports back"
+    assert not any(each.workdir.exists() for each in made), "a removed stack leaves its folder behind"
 
 
 def test_the_runbooks_server_answers_every_alerts_runbook_link_with_its_section():

@@ -1,6 +1,5 @@
 """`make up`: which services it starts with each image set, what it prints, and its background traffic."""
 
-import shutil
 import subprocess
 
 import pytest
@@ -39,7 +38,7 @@ def planned_stack():
 
     yield make
     for stack in made:
-        shutil.rmtree(stack.workdir)
+        stack.stop()
 
 
 def test_the_local_image_set_starts_the_core_and_says_plainly_what_it_cannot_run(image_set, planned_stack):
@@ -102,7 +101,7 @@ def test_grafana_never_gets_a_default_password(image_set, planned_stack):
 
 def test_test_stacks_never_start_the_demo_services():
     stack = Stack()
-    shutil.rmtree(stack.workdir)
+    stack.stop()
     assert stack.services == CORE
     assert not set(DEMO) & set(CORE)
 

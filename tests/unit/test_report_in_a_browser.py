@@ -44,6 +44,7 @@ def test_the_report_shows_its_timelines_and_thumbnails_in_a_browser_without_a_pr
     page = (folder / "index.html").read_text()
     assert '<a href="service_down/prometheus-alerts.png"><img src="service_down/prometheus-alerts.png"' in page
     assert "no picture: the alert&#39;s email never came" in page  # a missing picture says why
+    assert not (tmp_path / "camera").exists(), "the camera's temporary folder is left behind"
     assert chromium.visit((folder / "index.html").as_uri()).problems == []
 
 
