@@ -230,7 +230,7 @@ class Drill:
                 if step.when == "resolved":  # after the resolved email, or at the end whatever happened
                     say(f"drill {record.scenario}: resolved: {step.what}")
                     step.act(self.stack)
-            self._note_emails(record, held.fault_at, held.arrivals)
+            self._note_emails(record, held)
             self._follow_runbook(record)
             self._note_signals(record, held.fault_epoch)
 
@@ -317,22 +317,22 @@ class Drill:
                     record.inhibited_seen_s[alert] = round(time.monotonic() - since, 1)
         return states
 
-    def _arrived(self, alert: str, status: str, fault_at: float, arrivals: dict[int, float]) -> bool:
+    def _arrived(self, alert: str, status: str, held: Held) -> bool:
         """Poll the inbox, noting when each message first appeared; has this alert's email come?"""
         messages = unless_down(self.inbox.messages, [])
         for index in range(len(messages)):
-            arrivals.setdefault(index, round(time.monotonic() - fault_at, 1))
+            held.arrivals.setdefault(index, round(time.monotonic() - held.fault_at, 1))
         return bool(alert) and any(alert in m.subject and status in m.subject for m in messages)
 
-    def _note_emails(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
+    def _note_emails(self, record: Record, held: Held) -> None:
         try:
             messages = self.inbox.messages()
         except OSError as error:  # the sink itself may be the fault
             record.timeouts.append(f"could not read the inbox at the end: {error}")
             return
-        now = round(time.monotonic() - fault_at, 1)
+        now = round(time.monotonic() - held.fault_at, 1)
         record.emails = [
-            asdict(m) | {"recipients": list(m.recipients), "envelope": list(m.envelope), "arrived_s": arrivals.get(i, now)}
+            asdict(m) | {"recipients": list(m.recipients), "envelope": list(m.envelope), "arrived_s": held.arrivals.get(i, now)}
             for i, m in enumerate(messages)
         ]
 

@@ -12,7 +12,7 @@ import time
 
 from harness import config
 from harness.chaos.camera import HEARTBEAT, MAILED, QUIET, SWITCH
-from harness.chaos.drill import POLL, STEADY_TIMEOUT, WAIT_MARGIN, WATCHDOG, Drill, unless_down, utc_now
+from harness.chaos.drill import POLL, STEADY_TIMEOUT, WAIT_MARGIN, WATCHDOG, Drill, Held, unless_down, utc_now
 from harness.chaos.scenario import Proof, Scenario
 from harness.chaos.traffic import Traffic
 from harness.chaos.verdict import Record
@@ -68,35 +68,34 @@ class MailedDrill(Drill):
         proof_before = self._proof(scenario.proof, default=0.0)
         self._await_phase(scenario, record)
         with self.fault_held(scenario, record) as held:
-            fault_at, arrivals = held.fault_at, held.arrivals
             say(f"drill {scenario.name}: the fault is in place ({record.inject_s} s to put it there); "
                 f"waiting for {record.alert} to fire and email")
-            self._watch(record, self._watch_firing(scenario, record, fault_at, arrivals),
+            self._watch(record, self._watch_firing(scenario, record, held),
                         deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
             if scenario.restart_prometheus_while_firing and record.email_s is not None:
-                self._restart_prometheus(record, fault_at, arrivals)
+                self._restart_prometheus(record, held)
             if scenario.inhibited and record.email_s is not None:
                 # Hold the fault until the alerts it causes fire and are seen inhibited.
                 longest = max(config.alert(name).bound for name in scenario.inhibited)
-                self._watch(record, self._watch_inhibited(record, fault_at, arrivals),
-                            deadline=longest + WAIT_MARGIN - (time.monotonic() - fault_at))
+                self._watch(record, self._watch_inhibited(record, held),
+                            deadline=longest + WAIT_MARGIN - (time.monotonic() - held.fault_at))
             if scenario.proof:
                 record.proof_growth = self._proof(scenario.proof, default=proof_before) - proof_before
-            restored_at = self.restore(scenario, record, traffic, held)
+            self.restore(scenario, record, traffic, held)
             if not record.awaits_resolved:
                 say(f"drill {scenario.name}: {record.alert} promises no resolved email by a time: not waiting for it")
             elif record.email_s is not None:  # no firing email, no resolved one to wait for
-                self._watch(record, self._watch_resolved(record, fault_at, restored_at, arrivals),
+                self._watch(record, self._watch_resolved(record, held),
                             deadline=max(record.resolved_bound_s, record.resolved_promise_s or 0) + WAIT_MARGIN)
                 if record.resolved_email_s is not None:
                     record.not_recovered = [query for query in scenario.recovered if not self.prometheus.query(query)]
 
-    def _watch_firing(self, scenario: Scenario, record: Record, fault_at: float, arrivals: dict[int, float]):
+    def _watch_firing(self, scenario: Scenario, record: Record, held: Held):
         steps = [step for step in scenario.steps if step.when != "resolved"]  # those come after the resolved email
 
         def observe():
-            elapsed = round(time.monotonic() - fault_at, 1)
-            state = self._observe_alerts(record, fault_at).get(record.alert)
+            elapsed = round(time.monotonic() - held.fault_at, 1)
+            state = self._observe_alerts(record, held.fault_at).get(record.alert)
             if state and record.pending_s is None:
                 record.pending_s = elapsed  # pending, or already firing when for: is 0
             if state == "firing" and record.firing_s is None:
@@ -108,16 +107,16 @@ class MailedDrill(Drill):
                     record.active_s = elapsed
                     self.camera.take("alertmanager-alerts", elapsed, record.alert)
                 else:
-                    held = unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
-                    record.inhibited_by = sorted(held or record.inhibited_by)
+                    inhibitors = unless_down(self.alertmanager.inhibited_alerts, {}).get(record.alert)
+                    record.inhibited_by = sorted(inhibitors or record.inhibited_by)
             reached = {"pending": record.pending_s, "firing": record.firing_s, "active": record.active_s,
                        "email": record.email_s}
             while steps and reached[steps[0].when] is not None:
                 step = steps.pop(0)
                 say(f"drill {record.scenario}: {step.when} after {reached[step.when]} s: {step.what}")
                 step.act(self.stack)
-            if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
-                record.email_s = round(time.monotonic() - fault_at, 1)  # a step may have taken time
+            if record.email_s is None and self._arrived(record.alert, "firing", held):
+                record.email_s = round(time.monotonic() - held.fault_at, 1)  # a step may have taken time
                 for view in ("mail-message", "email-html"):
                     self.camera.take(view, record.email_s, f"{record.alert} firing")
             return {"prometheus": state or "inactive", "alertmanager": "active" if record.active_s is not None else "not yet",
@@ -135,10 +134,10 @@ class MailedDrill(Drill):
 
         return watch
 
-    def _watch_inhibited(self, record: Record, fault_at: float, arrivals: dict[int, float]):
+    def _watch_inhibited(self, record: Record, held: Held):
         def observe():
-            self._observe_alerts(record, fault_at)
-            self._arrived(record.alert, "firing", fault_at, arrivals)  # keeps every email's arrival time
+            self._observe_alerts(record, held.fault_at)
+            self._arrived(record.alert, "firing", held)  # keeps every email's arrival time
             return dict(record.inhibited_seen_s)
 
         def watch(deadline: float) -> None:
@@ -148,13 +147,13 @@ class MailedDrill(Drill):
 
         return watch
 
-    def _watch_resolved(self, record: Record, fault_at: float, restored_at: float, arrivals: dict[int, float]):
+    def _watch_resolved(self, record: Record, held: Held):
         def observe():
-            elapsed = round(time.monotonic() - restored_at, 1)
-            state = self._observe_alerts(record, fault_at).get(record.alert)
+            elapsed = round(time.monotonic() - held.restored_at, 1)
+            state = self._observe_alerts(record, held.fault_at).get(record.alert)
             if state is None and record.recovered_s is None:
                 record.recovered_s = elapsed
-            if record.resolved_email_s is None and self._arrived(record.alert, "resolved", fault_at, arrivals):
+            if record.resolved_email_s is None and self._arrived(record.alert, "resolved", held):
                 record.resolved_email_s = elapsed
             return {"prometheus": state or "inactive", "resolved email": "arrived" if record.resolved_email_s is not None else "not yet"}
 
@@ -166,11 +165,11 @@ class MailedDrill(Drill):
 
         return watch
 
-    def _restart_prometheus(self, record: Record, fault_at: float, arrivals: dict[int, float]) -> None:
+    def _restart_prometheus(self, record: Record, held: Held) -> None:
         """Restart Prometheus while the alert fires; watch Alertmanager hold it until the new Prometheus sends it again."""
         say(f"drill {record.scenario}: restart Prometheus while {record.alert} fires")
         began = time.monotonic()
-        record.prometheus_restart_s = round(began - fault_at, 1)
+        record.prometheus_restart_s = round(began - held.fault_at, 1)
         self.stack.pause_service("prometheus")
         sent_before = unless_down(lambda: self.alertmanager.ends_at(record.alert), None)  # the old Prometheus's last
         self.stack.resume_service("prometheus")  # ready: it has found Alertmanager
@@ -184,7 +183,7 @@ class MailedDrill(Drill):
                 record.inactive_s = elapsed
             if ends not in (None, sent_before) and record.resent_s is None:
                 record.resent_s = elapsed
-            self._arrived(record.alert, "firing", fault_at, arrivals)  # keeps every email's arrival time
+            self._arrived(record.alert, "firing", held)  # keeps every email's arrival time
             return {"alertmanager": "active" if ends else "not active", "sent again": record.resent_s is not None}
 
         self._watch(record, lambda deadline: wait_until(
@@ -230,7 +229,7 @@ class HeartbeatDrill(MailedDrill):
         quiet_until = time.monotonic() + quiet
         wait_until(f"{quiet:.0f} s of an inbox that stays empty", lambda: {"emails": len(self.inbox.messages())},
                    done=lambda _: time.monotonic() >= quiet_until, timeout=quiet + POLL + 1)
-        self._note_emails(record, started, {})
+        self._note_emails(record, Held(started, fault_epoch=time.time() - (time.monotonic() - started)))
 
 
 class SwitchDrill(Drill):
@@ -259,16 +258,15 @@ class SwitchDrill(Drill):
                    timeout=STEADY_TIMEOUT)
         self.inbox.clear()
         with self.fault_held(scenario, record) as held:
-            fault_at, arrivals = held.fault_at, held.arrivals
 
             def tripped():
-                elapsed = round(time.monotonic() - fault_at, 1)
+                elapsed = round(time.monotonic() - held.fault_at, 1)
                 if record.firing_s is None and counter(switch, "deadman_tripped", {}) == 1:
                     record.pending_s = record.firing_s = record.active_s = elapsed
                     self._note_bite(scenario, record)
                 if record.meta:
-                    self._note_meta(record, unless_down(self.prometheus.alert_states, {}), fault_at)
-                if record.email_s is None and self._arrived(record.alert, "firing", fault_at, arrivals):
+                    self._note_meta(record, unless_down(self.prometheus.alert_states, {}), held.fault_at)
+                if record.email_s is None and self._arrived(record.alert, "firing", held):
                     record.email_s = elapsed
                     for view in SWITCH:
                         self.camera.take(view, record.email_s, f"{record.alert} firing")
@@ -280,11 +278,11 @@ class SwitchDrill(Drill):
                 timeout=deadline, interval=POLL), deadline=max(record.bound_s, record.promise_s) + WAIT_MARGIN)
             say(f"drill {record.scenario}: switch tripped {record.firing_s} s, email {record.email_s} s after the "
                 f"fault (floor {record.floor_s:.0f} s, bound {record.bound_s:.0f} s)")
-            restored_at = self.restore(scenario, record, traffic, held)
+            self.restore(scenario, record, traffic, held)
             if record.email_s is not None:
                 def back():
-                    if record.resolved_email_s is None and self._arrived(record.alert, "resolved", fault_at, arrivals):
-                        record.resolved_email_s = record.recovered_s = round(time.monotonic() - restored_at, 1)
+                    if record.resolved_email_s is None and self._arrived(record.alert, "resolved", held):
+                        record.resolved_email_s = record.recovered_s = round(time.monotonic() - held.restored_at, 1)
                     return {"resolved email": "arrived" if record.resolved_email_s is not None else "not yet"}
 
                 self._watch(record, lambda deadline: wait_until(
@@ -337,7 +335,6 @@ class QuietDrill(Drill):
         """The fault, held and undone; then watch until no alert can go pending any more (and none is): nothing may
         fire, no email may come."""
         with self.fault_held(scenario, record) as held:
-            fault_at = held.fault_at
 
             def observe():
                 states = self.prometheus.alert_states()
@@ -345,9 +342,9 @@ class QuietDrill(Drill):
                     if alert == WATCHDOG:
                         continue
                     if state == "firing":
-                        record.fired.setdefault(alert, round(time.monotonic() - fault_at, 1))
-                    record.pending_seen.setdefault(alert, round(time.monotonic() - fault_at, 1))
-                self._arrived("", "", fault_at, held.arrivals)
+                        record.fired.setdefault(alert, round(time.monotonic() - held.fault_at, 1))
+                    record.pending_seen.setdefault(alert, round(time.monotonic() - held.fault_at, 1))
+                self._arrived("", "", held)
                 return {"alerts": {a: s for a, s in states.items() if a != WATCHDOG} or "none",
                         "emails": len(held.arrivals)}
 
@@ -355,7 +352,7 @@ class QuietDrill(Drill):
                 say(f"drill {scenario.name}: holding the fault {scenario.hold:.0f} s")
                 self._watch(record, lambda deadline: wait_until(
                     f"the {scenario.hold:.0f} s of the fault to pass", observe,
-                    done=lambda _: time.monotonic() - fault_at >= scenario.hold, timeout=deadline, interval=POLL),
+                    done=lambda _: time.monotonic() - held.fault_at >= scenario.hold, timeout=deadline, interval=POLL),
                     deadline=scenario.hold + POLL + 1)
             self.restore(scenario, record, traffic, held)
             quiet_until = time.monotonic() + record.quiet_s
@@ -366,9 +363,9 @@ class QuietDrill(Drill):
                 done=lambda seen: time.monotonic() >= quiet_until and not _pending(seen["alerts"]),
                 timeout=deadline, interval=POLL),
                 deadline=record.quiet_s + _longest_for() + POLL + 1)  # one still pending fires, or goes, within its for
-            self.camera.take("prometheus-alerts", round(time.monotonic() - fault_at, 1))  # what did not fire
+            self.camera.take("prometheus-alerts", round(time.monotonic() - held.fault_at, 1))  # what did not fire
             if traffic:  # the traffic after the restore must be served too
-                record.traffic_during_fault = traffic.statuses(fault_at)
+                record.traffic_during_fault = traffic.statuses(held.fault_at)
 
 
 def drill_of(scenario: Scenario) -> type[Drill]:

@@ -130,6 +130,7 @@ class Database:
         # /health answer) while Postgres is still down.
         with self._lock:
             if self._pool is None:
+                deadline_ms = int(self.deadline_seconds * 1000)
                 self._pool = ConnectionPool(
                     self.url,
                     connection_class=DeadlineConnection,
@@ -154,10 +155,10 @@ class Database:
                         # statement, held the click flush's lock for hours (every flush after it
                         # cancelled by statement_timeout, clicks waiting in Redis).
                         "options": f"-c statement_timeout={self.statement_timeout_ms}"
-                                   f" -c idle_in_transaction_session_timeout={int(self.deadline_seconds * 1000)}",
+                                   f" -c idle_in_transaction_session_timeout={deadline_ms}",
                         "application_name": "shortener",
                         **KEEPALIVES,
-                        "tcp_user_timeout": int(self.deadline_seconds * 1000),
+                        "tcp_user_timeout": deadline_ms,
                     },
                 )
             return self._pool
