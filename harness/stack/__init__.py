@@ -108,13 +108,17 @@ class HostContainer(DockerContainer):
     """A container on the host network: its ports are the host's and its address is 127.0.0.1."""
 
     def __init__(self, image: str, stack: str, service: str, labels: dict[str, str] | None = None,
-                 entrypoint: list[str] | None = None, cpu_shares: int = CPU_SHARES):
+                 entrypoint: list[str] | None = None, cpu_shares: int = CPU_SHARES, init: bool = False):
         # Docker's arguments are given here, all at once: testcontainers' with_kwargs replaces them.
         super().__init__(image, network_mode="host", labels={LABEL: stack, SERVICE_LABEL: service, **(labels or {})},
-                         cpu_shares=cpu_shares, **({"entrypoint": entrypoint} if entrypoint else {}))
+                         cpu_shares=cpu_shares, **({"entrypoint": entrypoint} if entrypoint else {}),
+                         **({"init": True} if init else {}))
         self.readiness: WaitStrategy | None = None
         self.command: list[str] = []
         self.entrypoint = entrypoint or []  # instead of the image's own (the runbooks server in the app's image)
+        # Docker's init as the first process, for a program that has no handler for SIGTERM: as the first
+        # process it would ignore it, and every `docker stop` would wait its whole timeout, then kill it.
+        self.init = init
 
     def with_command(self, command: list[str]) -> "HostContainer":
         self.command = list(command)  # kept in the open: the compose file is written from it
@@ -451,10 +455,12 @@ class PostgresReady(WaitStrategy):
             time.sleep(self._poll_interval)
 
 
-def _container(stack: Stack, name: str, entrypoint: list[str] | None = None, instance: str | None = None) -> HostContainer:
+def _container(stack: Stack, name: str, entrypoint: list[str] | None = None, instance: str | None = None,
+               init: bool = False) -> HostContainer:
     image = stack.images[name]
     labels = {PORTS_LABEL: json.dumps(stack.ports), FLAVOUR_LABEL: image.flavour, WORKDIR_LABEL: str(stack.workdir)}
-    return HostContainer(image.ref, stack.name, instance or name, labels, entrypoint, cpu_shares=cpu_shares(name))
+    return HostContainer(image.ref, stack.name, instance or name, labels, entrypoint, cpu_shares=cpu_shares(name),
+                         init=init)
 
 
 def cpu_shares(service: str) -> int:
@@ -608,7 +614,8 @@ def runbooks(stack: Stack) -> HostContainer:
     port = stack.ports["runbooks"]
     return (
         _container(stack, "runbooks",
-                   entrypoint=["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)])
+                   entrypoint=["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", "/srv/docs", str(port)],
+                   init=True)  # http.server has no handler for SIGTERM
         .with_volume_mapping(str(config.ROOT / "docs"), "/srv/docs", "ro")
         .ready_when(_ready_http(port, f"/{RUNBOOK}"))
     )

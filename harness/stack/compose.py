@@ -117,6 +117,8 @@ def _service(stack: Stack, name: str, container: HostContainer) -> dict:
         }
     if cpu_shares(name) != CPU_SHARES:
         service["cpu_shares"] = cpu_shares(name)
+    if container.init:
+        service["init"] = True
     if container.entrypoint:
         service["entrypoint"] = container.entrypoint
     if container.command:

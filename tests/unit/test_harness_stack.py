@@ -1,6 +1,7 @@
 """Finding a running stack again from another process (what the chaos script does with `make up`'s), and its ports."""
 
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -138,3 +139,16 @@ def test_a_fresh_prometheus_that_dropped_what_it_fired_is_started_again(monkeypa
     monkeypatch.setattr(fresh, "resume_service", lambda name: done.append(f"start {name}"))
     fresh._until_nothing_dropped("prometheus")
     assert done == ["stop prometheus", "start prometheus"] * restarts
+
+
+def test_every_service_stops_when_docker_stops_it():
+    """A container's first process ignores a signal it has no handler for: `docker stop` then waits its whole timeout
+    and kills it. The dead man's switch did (deadman_down's fault took 10 s to put in place, and its alert came 10 s
+    early), and so did the runbooks server (http.server): each stop, deploy or `docker compose down` waited 10 s."""
+    with Stack() as running:
+        took = {}
+        for instance in reversed(list(running.instances)):
+            began = time.monotonic()
+            running.pause_service(instance)
+            took[instance] = round(time.monotonic() - began, 1)
+    assert {name: s for name, s in took.items() if s >= stack.STOP_TIMEOUT / 2} == {}, took
