@@ -382,15 +382,17 @@ POSTGRES_CONNECTIONS_EXHAUSTED = Scenario(
 
 # Postgres's data disk filled under traffic. A write fails only once it needs a new page: the
 # creates go on into the pages of links and its indexes that still have room. A page of links
-# holds about 80 rows and the usual traffic creates about 15 a second: about 5 s, twice over.
+# holds about 80 rows and twice the usual traffic creates about 15 a second: about 5 s, twice
+# over. (The usual traffic alone, about 8 a second and 4 under load, took 30 s to the first refusal.)
 PAGE_ROOM = 10.0
+PAGE_FILLING_TRAFFIC = 2
 POSTGRES_DISK_FULL = Scenario(
     name="postgres_disk_full",
     alert="PostgresDiskFull",
     fault=FillPostgresDisk(POSTGRES_DISK, words="fill Postgres's data disk to the last byte under traffic (a file "
                                                 "written until the disk refuses it)"),
     postgres_disk="256m",
-    traffic=1,
+    traffic=PAGE_FILLING_TRAFFIC,
     extra_delay=PAGE_ROOM,
     extra_delay_why="the creates that still fit the pages with room left: the first that needs a new page fails",
     # Creates fail, reads go on; Postgres answers, so neither pg_up nor the app's breaker says it is down.
