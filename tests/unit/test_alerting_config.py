@@ -129,8 +129,8 @@ def test_a_quiet_scenario_outwaits_every_alert_and_keeps_its_fault_short_of_for(
         assert scenario.hold + spec.scrape_interval < spec.for_s
 
 
-def test_the_resend_delay_in_the_bounds_is_the_one_prometheus_runs_with():
-    command = stack.prometheus_command(stack.Stack(services=("prometheus",)))
+def test_the_resend_delay_in_the_bounds_is_the_one_prometheus_runs_with(tmp_path):
+    command = stack.prometheus_command(stack.Stack(services=("prometheus",), workdir=tmp_path))
     assert f"--rules.alert.resend-delay={stack.PROMETHEUS_RESEND_DELAY}" in command
     assert scenarios.RESEND == config.seconds(stack.PROMETHEUS_RESEND_DELAY) + config.alert("ServiceDown").evaluation_interval
 
@@ -268,18 +268,18 @@ def test_every_webhook_goes_to_the_stacks_dead_mans_switch(tmp_path):
 
 # The pipeline watching itself -------------------------------------------------------------
 
-def test_the_switch_trips_after_the_heartbeats_latest_tick_and_its_grace():
+def test_the_switch_trips_after_the_heartbeats_latest_tick_and_its_grace(tmp_path):
     """Its silence limit: the Watchdog route's repeat_interval, then its group_interval tick, then the grace."""
     heartbeat = config.alert("Watchdog")
     assert (heartbeat.repeat_interval, heartbeat.group_interval) == (60, 15)
     assert stack.deadman_silence() == 60 + 15 + config.seconds(stack.DEADMAN_GRACE)
-    command = stack.SERVICES["deadman"].container(_stack_with_images("deadman")).command
+    command = stack.SERVICES["deadman"].container(_stack_with_images(tmp_path, "deadman")).command
     assert f"--silence={stack.deadman_silence():.0f}" in command
     assert f"--to={config.oncall()}" in command and config.oncall() == "oncall@shortener.example"
 
 
-def _stack_with_images(*names):
-    running = stack.Stack(services=names)
+def _stack_with_images(folder, *names):
+    running = stack.Stack(services=names, workdir=folder)
     running.images = {name: stack.images.Image("unused", "local") for name in names}
     return running
 

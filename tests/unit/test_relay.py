@@ -96,9 +96,8 @@ def test_a_next_hop_that_fails_after_the_recipients_gets_451_back_to_the_sender_
 
 
 def test_alertmanager_mails_through_the_relay_and_the_switch_mails_the_sink_itself(tmp_path):
-    running = stack.Stack(services=("mailsink", "relay", "deadman", "alertmanager"))
+    running = stack.Stack(services=("mailsink", "relay", "deadman", "alertmanager"), workdir=tmp_path)
     running.images = {name: stack.images.Image("unused", "local") for name in running.services}
-    running.workdir = tmp_path
     relay_command = stack.SERVICES["relay"].container(running).command
     assert relay_command == [f"--listen={running.address('relay')}", f"--next-hop={running.address('smtp')}"]
     stack.SERVICES["alertmanager"].run(running, "alertmanager")
