@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import filecmp
-import shutil
 from pathlib import Path
 
 import yaml
@@ -84,7 +83,7 @@ def render(ha: bool = False) -> str:
         services = {instance: _service(stack, service, SERVICES[service].run(stack, instance))
                     for instance, service in stack.instances.items()}
     finally:
-        shutil.rmtree(stack.workdir)
+        stack.stop()  # never started: its rendering folder goes
     return (HA_HEADER if ha else HEADER) + yaml.safe_dump({"services": services}, sort_keys=False, width=120)
 
 
@@ -95,7 +94,7 @@ def render_ha_prometheus() -> str:
         SERVICES["prometheus"].run(stack, "prometheus")  # renders the configuration into the stack's workdir
         return HA_PROMETHEUS_HEADER + (stack.prometheus_files / config.HA_PROMETHEUS).read_text()
     finally:
-        shutil.rmtree(stack.workdir)
+        stack.stop()  # never started: its rendering folder goes
 
 
 def write() -> list[Path]:

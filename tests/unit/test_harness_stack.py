@@ -151,4 +151,7 @@ def test_every_service_stops_when_docker_stops_it():
             began = time.monotonic()
             running.pause_service(instance)
             took[instance] = round(time.monotonic() - began, 1)
+        running.running["deadman"].reload()
+        switch_exit_code = running.running["deadman"].attrs["State"]["ExitCode"]
     assert {name: s for name, s in took.items() if s >= stack.STOP_TIMEOUT / 2} == {}, took
+    assert switch_exit_code == 0  # the switch's own handler ends it cleanly
