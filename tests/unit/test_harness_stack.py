@@ -128,12 +128,12 @@ def test_a_container_on_a_users_request_path_comes_first_for_the_cpu():
 
 @pytest.mark.parametrize(("dropped", "restarts"), [([0.0], 0), ([1.0, 0.0], 1),
                                                    ([1.0] * stack.FRESH_PROMETHEUS_STARTS, stack.FRESH_PROMETHEUS_STARTS)])
-def test_a_fresh_prometheus_that_dropped_what_it_fired_is_started_again(monkeypatch, dropped, restarts):
+def test_a_fresh_prometheus_that_dropped_what_it_fired_is_started_again(monkeypatch, tmp_path, dropped, restarts):
     """Dropped before it found Alertmanager, the Watchdog would reach it a resend delay late: start it again, a few
     times at most (the race is Prometheus's; the stack only does not wait a minute for it)."""
     readings = iter(dropped)
     monkeypatch.setattr(stack, "counter", lambda url, metric, labels: next(readings))
-    fresh = Stack(services=("prometheus",))  # not started: its ports only
+    fresh = Stack(services=("prometheus",), workdir=tmp_path)  # not started: its ports only
     done = []
     monkeypatch.setattr(fresh, "pause_service", lambda name: done.append(f"stop {name}"))
     monkeypatch.setattr(fresh, "resume_service", lambda name: done.append(f"start {name}"))
